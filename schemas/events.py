@@ -1,0 +1,281 @@
+"""Every fact and command in a council's log, as one tagged union.
+
+The envelope is the public stream contract: ``{v, council_id, seq, ts, type, data}``.
+Each event is a Struct tagged by ``type``; its payload lives in ``data``. Tags are frozen
+strings — renaming a class never orphans a stored event. ``seq`` is the JetStream stream
+sequence, which is only known once stored, so writers leave it at 0 and readers fill it in.
+Unknown fields are ignored on decode so old readers skip what newer writers add.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from schemas.result import AggregateEntry, CouncilResult, Usage
+
+__all__ = [
+    "TERMINAL_TYPES",
+    "AggregateEntry",
+    "AnyEvent",
+    "CancelRequested",
+    "CancelRequestedData",
+    "CouncilCancelled",
+    "CouncilCancelledData",
+    "CouncilCompleted",
+    "CouncilCompletedData",
+    "CouncilFailed",
+    "CouncilFailedData",
+    "CouncilResult",
+    "CouncilStarted",
+    "CouncilStartedData",
+    "CouncilSubmitted",
+    "CouncilSubmittedData",
+    "Event",
+    "FailureKind",
+    "ModelCompleted",
+    "ModelCompletedData",
+    "ModelDelta",
+    "ModelDeltaData",
+    "ModelFailed",
+    "ModelFailedData",
+    "ModelSkipped",
+    "ModelSkippedData",
+    "ReviewParsed",
+    "ReviewParsedData",
+    "SkipRequested",
+    "SkipRequestedData",
+    "StageCompleted",
+    "StageCompletedData",
+    "StageProgress",
+    "StageProgressData",
+    "StageStarted",
+    "StageStartedData",
+    "Usage",
+]
+
+FailureKind = Literal[
+    "timeout",
+    "rate_limited",
+    "auth_failed",
+    "bad_request",
+    "not_found",
+    "refused",
+    "provider_error",
+    "connection",
+    "malformed_stream",
+    "cancelled",
+    "no_answers",
+    "internal",
+]
+
+
+# ---- payloads -------------------------------------------------------------------------------
+
+
+class CouncilSubmittedData(msgspec.Struct, frozen=True, kw_only=True):
+    prompt: str
+    members: list[str]
+    chairman: str
+    max_tokens: int
+    temperature: float
+    stream_tokens: bool = True
+
+
+class CouncilStartedData(msgspec.Struct, frozen=True, kw_only=True):
+    members: list[str]
+    chairman: str
+
+
+class StageStartedData(msgspec.Struct, frozen=True, kw_only=True):
+    stage: int
+    members: list[str]  # who works in this stage (stage 3: the chairman writing the synthesis)
+
+
+class ModelStartedData(msgspec.Struct, frozen=True, kw_only=True):
+    stage: int
+    model: str
+    attempt: int
+    job_id: str
+
+
+class ModelDeltaData(msgspec.Struct, frozen=True, kw_only=True):
+    stage: int
+    model: str
+    attempt: int
+    text: str
+    token_count: int  # cumulative for this attempt
+
+
+class ModelCompletedData(msgspec.Struct, frozen=True, kw_only=True):
+    stage: int
+    model: str
+    attempt: int
+    text: str
+    usage: Usage
+    latency_ms: int
+    ttft_ms: int | None = None
+    token_count: int = 0
+    finish_reason: str | None = None
+
+
+class ModelFailedData(msgspec.Struct, frozen=True, kw_only=True):
+    stage: int
+    model: str
+    attempt: int
+    kind: FailureKind
+    message: str
+    retrying: bool = False
+    status_code: int | None = None
+
+
+class ModelSkippedData(msgspec.Struct, frozen=True, kw_only=True):
+    stage: int
+    model: str
+    reason: str  # "requested" | "deadline"
+
+
+class ReviewParsedData(msgspec.Struct, frozen=True, kw_only=True):
+    reviewer: str
+    labels: dict[str, str]  # label ("A") -> member model id, for this reviewer alone
+    ranking: list[str]  # member model ids, best first
+    parse_ok: bool
+    method: Literal["json", "fallback", "none"]
+
+
+class StageProgressData(msgspec.Struct, frozen=True, kw_only=True):
+    stage: int
+    completed: int
+    failed: int
+    total: int
+    pending: list[str]
+    elapsed_ms: int
+    fastest_model: str | None = None
+    fastest_latency_ms: int | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class StageCompletedData(msgspec.Struct, frozen=True, kw_only=True):
+    stage: int
+    answered: list[str]
+    aggregate: list[AggregateEntry] | None = None
+
+
+class CancelRequestedData(msgspec.Struct, frozen=True, kw_only=True):
+    reason: str = "requested by client"
+
+
+class SkipRequestedData(msgspec.Struct, frozen=True, kw_only=True):
+    model: str
+    stage: int
+
+
+class CouncilCompletedData(msgspec.Struct, frozen=True, kw_only=True):
+    result: CouncilResult
+
+
+class CouncilFailedData(msgspec.Struct, frozen=True, kw_only=True):
+    kind: FailureKind
+    reason: str
+
+
+class CouncilCancelledData(msgspec.Struct, frozen=True, kw_only=True):
+    reason: str
+
+
+# ---- envelopes ------------------------------------------------------------------------------
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    v: int = 1
+    council_id: str
+    seq: int = 0
+    ts: str
+
+
+class CouncilSubmitted(Event, tag="council.submitted"):
+    data: CouncilSubmittedData
+
+
+class CouncilStarted(Event, tag="council.started"):
+    data: CouncilStartedData
+
+
+class StageStarted(Event, tag="stage.started"):
+    data: StageStartedData
+
+
+class ModelStarted(Event, tag="model.started"):
+    data: ModelStartedData
+
+
+class ModelDelta(Event, tag="model.delta"):
+    data: ModelDeltaData
+
+
+class ModelCompleted(Event, tag="model.completed"):
+    data: ModelCompletedData
+
+
+class ModelFailed(Event, tag="model.failed"):
+    data: ModelFailedData
+
+
+class ModelSkipped(Event, tag="model.skipped"):
+    data: ModelSkippedData
+
+
+class ReviewParsed(Event, tag="review.parsed"):
+    data: ReviewParsedData
+
+
+class StageProgress(Event, tag="stage.progress"):
+    data: StageProgressData
+
+
+class StageCompleted(Event, tag="stage.completed"):
+    data: StageCompletedData
+
+
+class CancelRequested(Event, tag="council.cancel_requested"):
+    data: CancelRequestedData
+
+
+class SkipRequested(Event, tag="council.skip_requested"):
+    data: SkipRequestedData
+
+
+class CouncilCompleted(Event, tag="council.completed"):
+    data: CouncilCompletedData
+
+
+class CouncilFailed(Event, tag="council.failed"):
+    data: CouncilFailedData
+
+
+class CouncilCancelled(Event, tag="council.cancelled"):
+    data: CouncilCancelledData
+
+
+AnyEvent = (
+    CouncilSubmitted
+    | CouncilStarted
+    | StageStarted
+    | ModelStarted
+    | ModelDelta
+    | ModelCompleted
+    | ModelFailed
+    | ModelSkipped
+    | ReviewParsed
+    | StageProgress
+    | StageCompleted
+    | CancelRequested
+    | SkipRequested
+    | CouncilCompleted
+    | CouncilFailed
+    | CouncilCancelled
+)
+
+TERMINAL_TYPES = frozenset({"council.completed", "council.failed", "council.cancelled"})

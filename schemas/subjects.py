@@ -1,0 +1,54 @@
+"""Stream, bucket and subject names. Only ids we generated or configured go into a subject."""
+
+from __future__ import annotations
+
+from schemas.ids import is_council_id, member_token, slug
+
+__all__ = [
+    "JOBS_ROOT",
+    "JOBS_STREAM",
+    "LOG_ROOT",
+    "LOG_STREAM",
+    "VIEWS_BUCKET",
+    "IDEMPOTENCY_BUCKET",
+    "council_filter",
+    "event_subject",
+    "job_subject",
+    "log_filter_for_type",
+    "pool_filter",
+]
+
+LOG_STREAM = "COUNCIL"
+LOG_ROOT = "council.log"
+JOBS_STREAM = "COUNCIL_JOBS"
+JOBS_ROOT = "council.jobs"
+VIEWS_BUCKET = "COUNCIL_VIEWS"
+IDEMPOTENCY_BUCKET = "COUNCIL_IDEMPOTENCY"
+
+
+def _checked(council_id: str) -> str:
+    if not is_council_id(council_id):
+        raise ValueError(f"not a council id: {council_id!r}")
+    return council_id
+
+
+def event_subject(council_id: str, event_type: str) -> str:
+    # Event types are our own frozen tags ("model.delta"): dots make them subject tokens.
+    return f"{LOG_ROOT}.{_checked(council_id)}.{event_type}"
+
+
+def council_filter(council_id: str) -> str:
+    return f"{LOG_ROOT}.{_checked(council_id)}.>"
+
+
+def job_subject(pool: str, council_id: str, stage: int, model: str) -> str:
+    return f"{JOBS_ROOT}.{slug(pool)}.{_checked(council_id)}.s{stage}.{member_token(model)}"
+
+
+def log_filter_for_type(event_type: str) -> str:
+    """Every council's events of one type (runners watch cancels and skips this way)."""
+    return f"{LOG_ROOT}.*.{event_type}"
+
+
+def pool_filter(pool: str) -> str:
+    return f"{JOBS_ROOT}.{slug(pool)}.>"

@@ -1,0 +1,166 @@
+"""Configuration: a TOML catalogue of providers, models and council defaults; secrets only from env.
+
+The file comes from ``COUNCIL_CONFIG``; without it the built-in catalogue is used — the
+OpenRouter one when ``OPENROUTER_API_KEY`` is set, the offline simulated one otherwise.
+A bad file fails at start-up with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from schemas.ids import slug
+
+__all__ = ["ConfigError", "CouncilDefaults", "ModelSpec", "ProviderSpec", "Settings", "load_settings"]
+
+ProviderKind = Literal["simulated", "openai", "anthropic", "gemini"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the field."""
+
+
+class Timeouts(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    connect_s: float = 10.0
+    first_token_s: float = 60.0
+    idle_s: float = 30.0
+    total_s: float = 300.0
+
+
+class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    kind: ProviderKind
+    base_url: str = ""
+    api_key_env: str = ""  # the NAME of the env var holding the key, never the key
+    headers: dict[str, str] = {}
+    # simulated provider only
+    ttft_ms: int = 120
+    tokens_per_second: float = 400.0
+    answer_tokens: int = 120
+
+
+class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id: str
+    provider: str
+    name: str = ""  # provider-side model name; defaults to id
+    display_name: str = ""
+    role: str = ""
+    system_prompt: str = ""
+    input_price_per_mtok: float | None = None
+    output_price_per_mtok: float | None = None
+    max_concurrency: int = 8
+    timeouts: Timeouts = Timeouts()
+
+    @property
+    def remote_name(self) -> str:
+        return self.name or self.id
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.id
+
+
+class CouncilDefaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    members: list[str]
+    chairman: str
+    max_tokens: int = 1200
+    temperature: float = 0.7
+    max_prompt_chars: int = 32_000
+    max_members: int = 12
+
+
+class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    delta_window_ms: int = 50
+    delta_max_tokens: int = 32
+    ack_wait_s: float = 30.0
+    max_attempts: int = 3
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    council: CouncilDefaults
+    providers: dict[str, ProviderSpec]
+    models: list[ModelSpec]
+    runner: RunnerSettings = RunnerSettings()
+    nats_url: str = "nats://127.0.0.1:4222"
+    replicas: int = 1
+    source: str = ""
+
+    def model(self, model_id: str) -> ModelSpec:
+        for spec in self.models:
+            if spec.id == model_id:
+                return spec
+        raise KeyError(model_id)
+
+    def has_model(self, model_id: str) -> bool:
+        return any(spec.id == model_id for spec in self.models)
+
+    def pool_of(self, model_id: str) -> str:
+        """Runners pull jobs per provider pool; the pool name is a configured, slugged name."""
+        return slug(self.model(model_id).provider)
+
+
+def _check(settings: Settings) -> Settings:
+    ids = [m.id for m in settings.models]
+    for i, spec in enumerate(settings.models):
+        where = f"models[{i}] ({spec.id!r})"
+        if ids.count(spec.id) > 1:
+            raise ConfigError(f"{where}.id: duplicate model id")
+        if spec.provider not in settings.providers:
+            raise ConfigError(f"{where}.provider: unknown provider {spec.provider!r}")
+        if spec.max_concurrency < 1:
+            raise ConfigError(f"{where}.max_concurrency: must be at least 1")
+    for name, provider in settings.providers.items():
+        if provider.kind != "simulated" and not provider.base_url:
+            raise ConfigError(f"providers.{name}.base_url: required for kind {provider.kind!r}")
+    council = settings.council
+    if not council.members:
+        raise ConfigError("council.members: needs at least one model")
+    for member in council.members:
+        if member not in ids:
+            raise ConfigError(f"council.members: unknown model {member!r}")
+    if council.chairman not in ids:
+        raise ConfigError(f"council.chairman: unknown model {council.chairman!r}")
+    if not 1 <= council.max_tokens <= 32_768:
+        raise ConfigError("council.max_tokens: must be between 1 and 32768")
+    return settings
+
+
+def _builtin(name: str) -> tuple[bytes, str]:
+    ref = resources.files("services.common").joinpath(name)
+    return ref.read_bytes(), f"built-in {name}"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    path = env.get("COUNCIL_CONFIG")
+    if path:
+        try:
+            raw, source = Path(path).read_bytes(), path
+        except OSError as exc:
+            raise ConfigError(f"COUNCIL_CONFIG: cannot read {path!r}: {exc.strerror}") from exc
+    elif env.get("OPENROUTER_API_KEY"):
+        raw, source = _builtin("openrouter.toml")
+    else:
+        raw, source = _builtin("simulated.toml")
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    data.setdefault("source", source)
+    if env.get("NATS_URL"):
+        data["nats_url"] = env["NATS_URL"]
+    try:
+        settings = msgspec.convert(data, Settings)
+    except msgspec.ValidationError as exc:
+        # msgspec names the path: "Expected `int`, got `str` - at `$.models[0].max_concurrency`"
+        raise ConfigError(f"{source}: {exc}") from exc
+    try:
+        return _check(settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc

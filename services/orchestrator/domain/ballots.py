@@ -1,0 +1,125 @@
+"""Anonymous peer review: private labels per reviewer, parsing a ranking, aggregating ballots.
+
+Each reviewer sees the *other* members' answers, shuffled and labelled A, B, C… for it alone
+(seeded by council and reviewer, so a rebuilt orchestrator labels identically). A ranking is
+read from a JSON block first, a ``FINAL RANKING:`` list second; anything else is kept as an
+unparsed review that does not vote. Aggregation is normalised Borda plus mean rank.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+import msgspec
+
+from schemas.result import AggregateEntry
+
+__all__ = ["ParsedRanking", "aggregate", "assign_labels", "parse_ranking", "ranking_to_members"]
+
+Method = Literal["json", "fallback", "none"]
+
+_JSON_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+_JSON_BARE = re.compile(r"\{[^{}]*\"ranking\"[^{}]*\}", re.DOTALL)
+_LABEL_REF = re.compile(r"^\s*(?:response|answer)?\s*([A-Z])\s*$", re.IGNORECASE)
+_FALLBACK_ITEM = re.compile(r"(?:Response|Answer)\s+([A-Z])\b")
+
+
+class ParsedRanking(msgspec.Struct, frozen=True):
+    labels: list[str]  # best first
+    method: Method
+
+    @property
+    def ok(self) -> bool:
+        return self.method != "none"
+
+
+def assign_labels(council_id: str, reviewer: str, answered: Sequence[str]) -> dict[str, str]:
+    """Label -> member for one reviewer: the others' answers, freshly shuffled, its own excluded."""
+    others = [m for m in answered if m != reviewer]
+    seed = hashlib.sha256(f"{council_id}|review|{reviewer}".encode()).digest()
+    random.Random(int.from_bytes(seed[:8], "big")).shuffle(others)
+    return {string.ascii_uppercase[i]: member for i, member in enumerate(others)}
+
+
+def _label_of(item: object, known: Iterable[str]) -> str | None:
+    if not isinstance(item, str):
+        return None
+    match = _LABEL_REF.match(item)
+    label = match.group(1).upper() if match else None
+    return label if label in set(known) else None
+
+
+def _valid(labels: list[str | None]) -> list[str] | None:
+    clean = [label for label in labels if label is not None]
+    if not clean or len(clean) != len(labels) or len(set(clean)) != len(clean):
+        return None
+    return clean
+
+
+def _from_json(text: str, known: Sequence[str]) -> list[str] | None:
+    candidates = [m.group(1) for m in _JSON_FENCE.finditer(text)] + _JSON_BARE.findall(text)
+    for candidate in reversed(candidates):  # the last block is the reviewer's final word
+        try:
+            data = msgspec.json.decode(candidate)
+        except msgspec.DecodeError:
+            continue
+        ranking = data.get("ranking") if isinstance(data, dict) else None
+        if isinstance(ranking, list):
+            labels = _valid([_label_of(item, known) for item in ranking])
+            if labels:
+                return labels
+    return None
+
+
+def _from_fallback(text: str, known: Sequence[str]) -> list[str] | None:
+    marker = text.upper().rfind("FINAL RANKING:")
+    if marker < 0:
+        return None
+    found = [m.group(1).upper() for m in _FALLBACK_ITEM.finditer(text[marker:])]
+    return _valid([label if label in known else None for label in found])
+
+
+def parse_ranking(text: str, known: Sequence[str]) -> ParsedRanking:
+    """Labels best first. Partial rankings count; unknown or repeated labels make it unparsed."""
+    if (labels := _from_json(text, known)) is not None:
+        return ParsedRanking(labels, "json")
+    if (labels := _from_fallback(text, known)) is not None:
+        return ParsedRanking(labels, "fallback")
+    return ParsedRanking([], "none")
+
+
+def aggregate(candidates: Sequence[str], ballots: Iterable[tuple[Sequence[str], int]]) -> list[AggregateEntry]:
+    """Rank candidates from ballots of (members best first, how many answers that reviewer saw).
+
+    Normalised Borda: on a ballot over n answers, position i scores (n-1-i)/(n-1); a member's
+    score is the mean over the ballots that ranked it. Ties break on mean rank, then id.
+    """
+    scores: dict[str, list[float]] = {m: [] for m in candidates}
+    ranks: dict[str, list[int]] = {m: [] for m in candidates}
+    for ranking, shown in ballots:
+        for i, member in enumerate(ranking):
+            if member not in scores:
+                continue
+            scores[member].append(1.0 if shown <= 1 else (shown - 1 - i) / (shown - 1))
+            ranks[member].append(i + 1)
+    entries = [
+        AggregateEntry(
+            model=m,
+            borda=round(sum(scores[m]) / len(scores[m]), 4) if scores[m] else 0.0,
+            mean_rank=round(sum(ranks[m]) / len(ranks[m]), 4) if ranks[m] else None,
+            votes=len(scores[m]),
+        )
+        for m in candidates
+    ]
+    worst = float(len(candidates) + 1)
+    entries.sort(key=lambda e: (-e.borda, e.mean_rank if e.mean_rank is not None else worst, e.model))
+    return entries
+
+
+def ranking_to_members(labels: Sequence[str], mapping: Mapping[str, str]) -> list[str]:
+    return [mapping[label] for label in labels if label in mapping]

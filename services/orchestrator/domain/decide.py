@@ -1,0 +1,289 @@
+"""Decide what happens next for a council: a pure function of its state, the catalogue and now.
+
+Every intent carries a deterministic message id, so deciding twice on the same state (after a
+crash, or before our own events have come back through the log) appends nothing new: the shell
+skips ids it already sent and JetStream's duplicate window absorbs the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import msgspec
+
+from schemas.events import (
+    AnyEvent,
+    CouncilCancelled,
+    CouncilCancelledData,
+    CouncilCompleted,
+    CouncilCompletedData,
+    CouncilFailed,
+    CouncilFailedData,
+    CouncilStarted,
+    CouncilStartedData,
+    FailureKind,
+    ModelSkipped,
+    ModelSkippedData,
+    ReviewParsed,
+    ReviewParsedData,
+    StageCompleted,
+    StageCompletedData,
+    StageProgress,
+    StageProgressData,
+    StageStarted,
+    StageStartedData,
+)
+from schemas.ids import member_token
+from schemas.jobs import Job
+from services.orchestrator.domain import prompts
+from services.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
+from services.orchestrator.domain.clock import iso, millis_between
+from services.orchestrator.domain.result import build_result
+from services.orchestrator.domain.state import CouncilState, StageState
+
+__all__ = ["Append", "Catalogue", "Dispatch", "Intent", "decide", "job_id"]
+
+
+class Append(msgspec.Struct, frozen=True):
+    event: AnyEvent
+    msg_id: str
+
+
+class Dispatch(msgspec.Struct, frozen=True):
+    job: Job
+
+    @property
+    def msg_id(self) -> str:
+        return self.job.job_id
+
+
+Intent = Append | Dispatch
+
+
+class Catalogue(msgspec.Struct, frozen=True, kw_only=True):
+    """What decide needs to know about the configured models."""
+
+    personas: dict[str, str] = {}  # model id -> system prompt / personality
+
+
+def job_id(council_id: str, stage: int, model: str) -> str:
+    return f"{council_id}:s{stage}:{member_token(model)}"
+
+
+class _Ctx(msgspec.Struct, frozen=True):
+    state: CouncilState
+    catalogue: Catalogue
+    now: datetime
+
+    @property
+    def ts(self) -> str:
+        return iso(self.now)
+
+    @property
+    def cid(self) -> str:
+        return self.state.council_id
+
+    def append(self, event: AnyEvent, key: str) -> Append:
+        return Append(event, f"{self.cid}:{key}")
+
+    def persona(self, model: str) -> str:
+        return self.catalogue.personas.get(model, "")
+
+
+def _job(ctx: _Ctx, stage: int, model: str, messages: list[prompts.ChatMessage], labels: list[str]) -> Dispatch:
+    st = ctx.state
+    return Dispatch(
+        Job(
+            job_id=job_id(st.council_id, stage, model),
+            council_id=st.council_id,
+            stage=stage,
+            model=model,
+            messages=messages,
+            max_tokens=st.max_tokens,
+            temperature=st.temperature,
+            stream_tokens=st.stream_tokens,
+            labels=labels,
+        )
+    )
+
+
+def _answers(state: CouncilState) -> dict[str, str]:
+    s1 = state.stages.get(1)
+    return {m: s1.runs[m].text for m in s1.answered()} if s1 else {}
+
+
+def _jobs_for(ctx: _Ctx, stage: int, members: list[str]) -> list[Intent]:
+    st = ctx.state
+    if stage == 1:
+        return [_job(ctx, 1, m, prompts.first_opinion_messages(st.prompt, ctx.persona(m)), []) for m in members]
+    if stage == 2:
+        answers = _answers(st)
+        out: list[Intent] = []
+        for reviewer in members:
+            labels = assign_labels(st.council_id, reviewer, list(answers))
+            labelled = {label: answers[m] for label, m in labels.items()}
+            messages = prompts.review_messages(st.prompt, labelled, ctx.persona(reviewer))
+            out.append(_job(ctx, 2, reviewer, messages, list(labels)))
+        return out
+    s2 = st.stages.get(2)
+    reviews = {m: s2.runs[m].text for m in s2.answered()} if s2 else {}
+    return [
+        _job(ctx, 3, m, prompts.chairman_messages(st.prompt, _answers(st), reviews, st.aggregate, ctx.persona(m)), [])
+        for m in members
+    ]
+
+
+def _start_stage(ctx: _Ctx, stage: int, members: list[str], key: str = "") -> list[Intent]:
+    event = StageStarted(council_id=ctx.cid, ts=ctx.ts, data=StageStartedData(stage=stage, members=members))
+    return [ctx.append(event, f"s{stage}:started{key}"), *_jobs_for(ctx, stage, members)]
+
+
+def _fail(ctx: _Ctx, kind: FailureKind, reason: str) -> list[Intent]:
+    event = CouncilFailed(council_id=ctx.cid, ts=ctx.ts, data=CouncilFailedData(kind=kind, reason=reason))
+    return [ctx.append(event, "failed")]
+
+
+def _reasons(stage: StageState) -> str:
+    parts = [f"{m}: {run.error or run.status}" for m, run in stage.runs.items() if run.status != "completed"]
+    return "; ".join(parts) or "no members"
+
+
+def _progress(ctx: _Ctx, stage: StageState) -> list[Intent]:
+    runs = list(stage.runs.values())
+    done = [r for r in runs if r.status == "completed"]
+    failed = [r for r in runs if r.status in ("failed", "skipped")]
+    if len(done) + len(failed) <= stage.last_progress_done:
+        return []
+    fastest = min(done, key=lambda r: r.latency_ms or 0, default=None)
+    usages = [r.usage for r in runs if r.usage is not None]
+    data = StageProgressData(
+        stage=stage.stage,
+        completed=len(done),
+        failed=len(failed),
+        total=len(runs),
+        pending=[r.model for r in runs if not r.finished],
+        elapsed_ms=millis_between(stage.started_at, ctx.ts),
+        fastest_model=fastest.model if fastest else None,
+        fastest_latency_ms=fastest.latency_ms if fastest else None,
+        tokens=sum(u.prompt_tokens + u.completion_tokens for u in usages),
+        cost_usd=round(sum(u.cost_usd for u in usages), 8),
+    )
+    event = StageProgress(council_id=ctx.cid, ts=ctx.ts, data=data)
+    return [ctx.append(event, f"s{stage.stage}:progress:{len(done) + len(failed)}")]
+
+
+def _skips(ctx: _Ctx, stage: StageState) -> list[Intent]:
+    out: list[Intent] = []
+    for skip_stage, model in ctx.state.skip_requests:
+        run = stage.runs.get(model)
+        if skip_stage == stage.stage and run is not None and not run.finished:
+            data = ModelSkippedData(stage=stage.stage, model=model, reason="requested")
+            event = ModelSkipped(council_id=ctx.cid, ts=ctx.ts, data=data)
+            out.append(ctx.append(event, f"s{stage.stage}:skipped:{member_token(model)}"))
+    return out
+
+
+def _reviews_to_parse(ctx: _Ctx, stage: StageState) -> list[Intent]:
+    out: list[Intent] = []
+    answered = list(_answers(ctx.state))
+    for reviewer in stage.answered():
+        if reviewer in ctx.state.ballots:
+            continue
+        labels = assign_labels(ctx.cid, reviewer, answered)
+        parsed = parse_ranking(stage.runs[reviewer].text, list(labels))
+        data = ReviewParsedData(
+            reviewer=reviewer,
+            labels=labels,
+            ranking=ranking_to_members(parsed.labels, labels),
+            parse_ok=parsed.ok,
+            method=parsed.method,
+        )
+        event = ReviewParsed(council_id=ctx.cid, ts=ctx.ts, data=data)
+        out.append(ctx.append(event, f"review:{member_token(reviewer)}"))
+    return out
+
+
+def _complete_stage(ctx: _Ctx, stage: StageState) -> list[Intent]:
+    st = ctx.state
+    answered = stage.answered()
+    if stage.stage == 1:
+        if not answered:
+            return _fail(ctx, "no_answers", f"no member answered the question ({_reasons(stage)})")
+        done = StageCompleted(council_id=ctx.cid, ts=ctx.ts, data=StageCompletedData(stage=1, answered=answered))
+        reviewers = answered if len(answered) >= 2 else []
+        return [ctx.append(done, "s1:completed"), *_start_stage(ctx, 2, reviewers)]
+    if stage.stage == 2:
+        if any(r not in st.ballots for r in answered):
+            return []  # wait for our own review.parsed events to come back through the log
+        ballots = [(b.ranking, len(b.labels)) for b in st.ballots.values() if b.parse_ok]
+        ranking = aggregate(list(_answers(st)), ballots)
+        data = StageCompletedData(stage=2, answered=answered, aggregate=ranking)
+        done = StageCompleted(council_id=ctx.cid, ts=ctx.ts, data=data)
+        return [ctx.append(done, "s2:completed"), *_start_stage(ctx, 3, [st.chairman])]
+    return _next_chairman(ctx, stage)
+
+
+def _next_chairman(ctx: _Ctx, stage: StageState) -> list[Intent]:
+    """The chairman failed after its retries: the best-ranked member not yet tried writes it."""
+    st = ctx.state
+    ranked = [e.model for e in st.aggregate] or list(_answers(st))
+    candidates = [m for m in ranked if m not in stage.runs]
+    if not candidates:
+        return _fail(ctx, "no_answers", f"no one could write the synthesis ({_reasons(stage)})")
+    return _start_stage(ctx, 3, candidates[:1], f":{member_token(candidates[0])}")
+
+
+def _finish(ctx: _Ctx, stage: StageState) -> list[Intent]:
+    st = ctx.state
+    winner = next((stage.runs[m] for m in stage.members if stage.runs[m].status == "completed"), None)
+    if winner is None:
+        return []
+    # Stage 3 is done the moment one synthesis exists.
+    done = StageCompleted(council_id=ctx.cid, ts=ctx.ts, data=StageCompletedData(stage=3, answered=[winner.model]))
+    result = build_result(st, winner, ctx.ts)
+    completed = CouncilCompleted(council_id=ctx.cid, ts=ctx.ts, data=CouncilCompletedData(result=result))
+    return [ctx.append(done, "s3:completed"), ctx.append(completed, "completed")]
+
+
+def _pending_jobs(ctx: _Ctx, stage: StageState) -> list[Intent]:
+    """Jobs for members not yet picked up: re-sent after a restart, absorbed as duplicates."""
+    waiting = [m for m in stage.members if stage.runs[m].status == "pending" and stage.runs[m].attempt == 0]
+    return _jobs_for(ctx, stage.stage, waiting) if waiting else []
+
+
+def decide(state: CouncilState, catalogue: Catalogue, now: datetime) -> list[Intent]:
+    if not state.submitted or state.terminal:
+        return []
+    ctx = _Ctx(state, catalogue, now)
+    if state.cancel_requested:
+        reason = "cancelled on request"
+        event = CouncilCancelled(council_id=state.council_id, ts=ctx.ts, data=CouncilCancelledData(reason=reason))
+        return [ctx.append(event, "cancelled")]
+    if not state.started:
+        data = CouncilStartedData(members=list(state.members), chairman=state.chairman)
+        started = CouncilStarted(council_id=state.council_id, ts=ctx.ts, data=data)
+        return [ctx.append(started, "started"), *_start_stage(ctx, 1, list(state.members))]
+    stage = state.current()
+    if stage is None:
+        return _start_stage(ctx, 1, list(state.members))
+    intents = [*_skips(ctx, stage), *_progress(ctx, stage)]
+    if stage.stage == 2:
+        intents += _reviews_to_parse(ctx, stage)
+    if stage.stage == 3 and any(r.status == "completed" for r in stage.runs.values()):
+        return intents + _finish(ctx, stage)
+    if stage.finished and stage.completed_at is None:
+        return intents + _complete_stage(ctx, stage)
+    return intents + _pending_jobs(ctx, stage)
+
+
+def events_of(intents: list[Intent]) -> list[AnyEvent]:
+    return [i.event for i in intents if isinstance(i, Append)]
+
+
+def jobs_of(intents: list[Intent]) -> list[Job]:
+    return [i.job for i in intents if isinstance(i, Dispatch)]
+
+
+def personas(catalogue: Mapping[str, str]) -> Catalogue:
+    return Catalogue(personas=dict(catalogue))

@@ -1,0 +1,242 @@
+"""The fold: ``state = fold(events)``. One pure mutator per event type.
+
+Shared by the orchestrator (to decide) and the gateway (to answer GET). Every mutator is
+idempotent against repeats: an event at or below ``last_seq`` is skipped, a second completion
+of the same (stage, member) changes nothing, and nothing moves a council out of a terminal state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from msgspec.structs import replace
+
+from schemas.events import (
+    AnyEvent,
+    CancelRequested,
+    CouncilCancelled,
+    CouncilCompleted,
+    CouncilFailed,
+    CouncilStarted,
+    CouncilSubmitted,
+    ModelCompleted,
+    ModelDelta,
+    ModelFailed,
+    ModelSkipped,
+    ModelStarted,
+    ReviewParsed,
+    SkipRequested,
+    StageCompleted,
+    StageProgress,
+    StageStarted,
+)
+from services.orchestrator.domain.state import CouncilState, MemberRun, ReviewBallot, StageState, empty_state
+
+__all__ = ["MUTATORS", "apply", "fold"]
+
+
+def _with_run(state: CouncilState, stage: int, model: str, change: Callable[[MemberRun], MemberRun | None]) -> CouncilState:
+    current = state.stages.get(stage)
+    run = current.runs.get(model) if current else None
+    if current is None or run is None:
+        return state
+    new_run = change(run)
+    if new_run is None:
+        return state
+    runs = {**current.runs, model: new_run}
+    return replace(state, stages={**state.stages, stage: replace(current, runs=runs)})
+
+
+def _submitted(state: CouncilState, e: CouncilSubmitted) -> CouncilState:
+    if state.submitted:
+        return state
+    d = e.data
+    return replace(
+        state,
+        submitted=True,
+        prompt=d.prompt,
+        members=tuple(d.members),
+        chairman=d.chairman,
+        max_tokens=d.max_tokens,
+        temperature=d.temperature,
+        stream_tokens=d.stream_tokens,
+        created_at=e.ts,
+    )
+
+
+def _started(state: CouncilState, e: CouncilStarted) -> CouncilState:
+    return replace(state, started=True, status="running")
+
+
+def _stage_started(state: CouncilState, e: StageStarted) -> CouncilState:
+    s = e.data.stage
+    existing = state.stages.get(s)
+    if existing is not None:
+        # A second start of the stage under way brings in new members (a fallback chairman).
+        added = [m for m in e.data.members if m not in existing.runs]
+        if s != state.stage or not added:
+            return state
+        runs = {**existing.runs, **{m: MemberRun(model=m) for m in added}}
+        grown = replace(existing, members=(*existing.members, *added), runs=runs)
+        return replace(state, stages={**state.stages, s: grown})
+    runs = {m: MemberRun(model=m) for m in e.data.members}
+    stage = StageState(stage=s, members=tuple(e.data.members), runs=runs, started_at=e.ts)
+    return replace(state, stage=s, status="running", stages={**state.stages, s: stage})
+
+
+def _model_started(state: CouncilState, e: ModelStarted) -> CouncilState:
+    d = e.data
+
+    def change(run: MemberRun) -> MemberRun | None:
+        if run.finished or d.attempt < run.attempt:
+            return None
+        return replace(run, status="generating", attempt=d.attempt, token_count=0)
+
+    return _with_run(state, d.stage, d.model, change)
+
+
+def _model_delta(state: CouncilState, e: ModelDelta) -> CouncilState:
+    d = e.data
+
+    def change(run: MemberRun) -> MemberRun | None:
+        if run.finished or d.attempt != run.attempt:
+            return None
+        return replace(run, status="generating", token_count=d.token_count)
+
+    return _with_run(state, d.stage, d.model, change)
+
+
+def _model_completed(state: CouncilState, e: ModelCompleted) -> CouncilState:
+    d = e.data
+
+    def change(run: MemberRun) -> MemberRun | None:
+        if run.finished:
+            return None
+        return replace(
+            run,
+            status="completed",
+            attempt=max(run.attempt, d.attempt),
+            text=d.text,
+            usage=d.usage,
+            token_count=d.token_count or d.usage.completion_tokens,
+            latency_ms=d.latency_ms,
+            ttft_ms=d.ttft_ms,
+            error_kind=None,
+            error=None,
+            finished_at=e.ts,
+        )
+
+    return _with_run(state, d.stage, d.model, change)
+
+
+def _model_failed(state: CouncilState, e: ModelFailed) -> CouncilState:
+    d = e.data
+
+    def change(run: MemberRun) -> MemberRun | None:
+        if run.finished:
+            return None
+        if d.retrying:
+            return replace(run, error_kind=d.kind, error=d.message)
+        return replace(run, status="failed", error_kind=d.kind, error=d.message, finished_at=e.ts)
+
+    return _with_run(state, d.stage, d.model, change)
+
+
+def _model_skipped(state: CouncilState, e: ModelSkipped) -> CouncilState:
+    d = e.data
+
+    def change(run: MemberRun) -> MemberRun | None:
+        if run.finished:
+            return None
+        return replace(run, status="skipped", error=f"skipped ({d.reason})", finished_at=e.ts)
+
+    return _with_run(state, d.stage, d.model, change)
+
+
+def _review_parsed(state: CouncilState, e: ReviewParsed) -> CouncilState:
+    d = e.data
+    if d.reviewer in state.ballots:
+        return state
+    ballot = ReviewBallot(
+        reviewer=d.reviewer, labels=d.labels, ranking=d.ranking, parse_ok=d.parse_ok, method=d.method
+    )
+    return replace(state, ballots={**state.ballots, d.reviewer: ballot})
+
+
+def _stage_progress(state: CouncilState, e: StageProgress) -> CouncilState:
+    current = state.stages.get(e.data.stage)
+    if current is None:
+        return state
+    done = max(current.last_progress_done, e.data.completed + e.data.failed)
+    return replace(state, stages={**state.stages, e.data.stage: replace(current, last_progress_done=done)})
+
+
+def _stage_completed(state: CouncilState, e: StageCompleted) -> CouncilState:
+    current = state.stages.get(e.data.stage)
+    if current is None or current.completed_at is not None:
+        return state
+    stages = {**state.stages, e.data.stage: replace(current, completed_at=e.ts)}
+    if e.data.aggregate is not None:
+        return replace(state, stages=stages, aggregate=list(e.data.aggregate))
+    return replace(state, stages=stages)
+
+
+def _cancel_requested(state: CouncilState, e: CancelRequested) -> CouncilState:
+    return replace(state, cancel_requested=True)
+
+
+def _skip_requested(state: CouncilState, e: SkipRequested) -> CouncilState:
+    request = (e.data.stage, e.data.model)
+    if request in state.skip_requests:
+        return state
+    return replace(state, skip_requests=(*state.skip_requests, request))
+
+
+def _completed(state: CouncilState, e: CouncilCompleted) -> CouncilState:
+    return replace(state, status="completed", stage=max(state.stage, 3), result=e.data.result, finished_at=e.ts)
+
+
+def _failed(state: CouncilState, e: CouncilFailed) -> CouncilState:
+    return replace(state, status="failed", failure_kind=e.data.kind, failure=e.data.reason, finished_at=e.ts)
+
+
+def _cancelled(state: CouncilState, e: CouncilCancelled) -> CouncilState:
+    return replace(state, status="cancelled", failure=e.data.reason, finished_at=e.ts)
+
+
+MUTATORS: dict[type[Any], Callable[[CouncilState, Any], CouncilState]] = {
+    CouncilSubmitted: _submitted,
+    CouncilStarted: _started,
+    StageStarted: _stage_started,
+    ModelStarted: _model_started,
+    ModelDelta: _model_delta,
+    ModelCompleted: _model_completed,
+    ModelFailed: _model_failed,
+    ModelSkipped: _model_skipped,
+    ReviewParsed: _review_parsed,
+    StageProgress: _stage_progress,
+    StageCompleted: _stage_completed,
+    CancelRequested: _cancel_requested,
+    SkipRequested: _skip_requested,
+    CouncilCompleted: _completed,
+    CouncilFailed: _failed,
+    CouncilCancelled: _cancelled,
+}
+
+
+def apply(state: CouncilState, event: AnyEvent) -> CouncilState:
+    if event.seq and event.seq <= state.last_seq:
+        return state
+    if not state.terminal:
+        state = MUTATORS[type(event)](state, event)
+    return replace(state, last_seq=max(state.last_seq, event.seq), updated_at=event.ts or state.updated_at)
+
+
+def fold(events: Iterable[AnyEvent], state: CouncilState | None = None, *, council_id: str = "") -> CouncilState:
+    """Fold events onto ``state`` (or onto an empty council): fold(a + b) == fold(b, fold(a))."""
+    for event in events:
+        if state is None:
+            state = empty_state(council_id or event.council_id)
+        state = apply(state, event)
+    return state if state is not None else empty_state(council_id)
