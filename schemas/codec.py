@@ -9,7 +9,7 @@ import msgspec
 from schemas.events import AnyEvent
 from schemas.jobs import Job
 
-__all__ = ["DecodeError", "decode_event", "decode_job", "decode_as", "encode"]
+__all__ = ["DecodeError", "decode_as", "decode_event", "decode_job", "encode"]
 
 T = TypeVar("T")
 DecodeError = msgspec.DecodeError

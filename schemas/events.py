@@ -195,67 +195,67 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     ts: str
 
 
-class CouncilSubmitted(Event, tag="council.submitted"):
+class CouncilSubmitted(Event, frozen=True, tag="council.submitted"):
     data: CouncilSubmittedData
 
 
-class CouncilStarted(Event, tag="council.started"):
+class CouncilStarted(Event, frozen=True, tag="council.started"):
     data: CouncilStartedData
 
 
-class StageStarted(Event, tag="stage.started"):
+class StageStarted(Event, frozen=True, tag="stage.started"):
     data: StageStartedData
 
 
-class ModelStarted(Event, tag="model.started"):
+class ModelStarted(Event, frozen=True, tag="model.started"):
     data: ModelStartedData
 
 
-class ModelDelta(Event, tag="model.delta"):
+class ModelDelta(Event, frozen=True, tag="model.delta"):
     data: ModelDeltaData
 
 
-class ModelCompleted(Event, tag="model.completed"):
+class ModelCompleted(Event, frozen=True, tag="model.completed"):
     data: ModelCompletedData
 
 
-class ModelFailed(Event, tag="model.failed"):
+class ModelFailed(Event, frozen=True, tag="model.failed"):
     data: ModelFailedData
 
 
-class ModelSkipped(Event, tag="model.skipped"):
+class ModelSkipped(Event, frozen=True, tag="model.skipped"):
     data: ModelSkippedData
 
 
-class ReviewParsed(Event, tag="review.parsed"):
+class ReviewParsed(Event, frozen=True, tag="review.parsed"):
     data: ReviewParsedData
 
 
-class StageProgress(Event, tag="stage.progress"):
+class StageProgress(Event, frozen=True, tag="stage.progress"):
     data: StageProgressData
 
 
-class StageCompleted(Event, tag="stage.completed"):
+class StageCompleted(Event, frozen=True, tag="stage.completed"):
     data: StageCompletedData
 
 
-class CancelRequested(Event, tag="council.cancel_requested"):
+class CancelRequested(Event, frozen=True, tag="council.cancel_requested"):
     data: CancelRequestedData
 
 
-class SkipRequested(Event, tag="council.skip_requested"):
+class SkipRequested(Event, frozen=True, tag="council.skip_requested"):
     data: SkipRequestedData
 
 
-class CouncilCompleted(Event, tag="council.completed"):
+class CouncilCompleted(Event, frozen=True, tag="council.completed"):
     data: CouncilCompletedData
 
 
-class CouncilFailed(Event, tag="council.failed"):
+class CouncilFailed(Event, frozen=True, tag="council.failed"):
     data: CouncilFailedData
 
 
-class CouncilCancelled(Event, tag="council.cancelled"):
+class CouncilCancelled(Event, frozen=True, tag="council.cancelled"):
     data: CouncilCancelledData
 
 

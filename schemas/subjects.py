@@ -5,12 +5,12 @@ from __future__ import annotations
 from schemas.ids import is_council_id, member_token, slug
 
 __all__ = [
+    "IDEMPOTENCY_BUCKET",
     "JOBS_ROOT",
     "JOBS_STREAM",
     "LOG_ROOT",
     "LOG_STREAM",
     "VIEWS_BUCKET",
-    "IDEMPOTENCY_BUCKET",
     "council_filter",
     "event_subject",
     "job_subject",

@@ -18,12 +18,46 @@ from services.model_runner.providers.base import Finish, StreamItem, TextDelta, 
 
 __all__ = ["SimulatedProvider", "simulated_text"]
 
-_WORDS = (
-    "practice consistency feedback projects fundamentals ownership borrowing lifetimes traits "
-    "tests documentation community reading writing small steps deliberate review mentors "
-    "trade-offs clarity evidence examples patterns tooling compiler errors iteration depth "
-    "breadth focus habits notes exercises reflection goals milestones pacing"
-).split()
+_WORDS = [
+    "practice",
+    "consistency",
+    "feedback",
+    "projects",
+    "fundamentals",
+    "ownership",
+    "borrowing",
+    "lifetimes",
+    "traits",
+    "tests",
+    "documentation",
+    "community",
+    "reading",
+    "writing",
+    "small",
+    "steps",
+    "deliberate",
+    "review",
+    "mentors",
+    "trade-offs",
+    "clarity",
+    "evidence",
+    "examples",
+    "patterns",
+    "tooling",
+    "compiler",
+    "errors",
+    "iteration",
+    "depth",
+    "breadth",
+    "focus",
+    "habits",
+    "notes",
+    "exercises",
+    "reflection",
+    "goals",
+    "milestones",
+    "pacing",
+]
 
 
 def _rng(job: Job) -> random.Random:

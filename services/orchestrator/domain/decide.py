@@ -35,7 +35,7 @@ from schemas.events import (
     StageStartedData,
 )
 from schemas.ids import member_token
-from schemas.jobs import Job
+from schemas.jobs import ChatMessage, Job
 from services.orchestrator.domain import prompts
 from services.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
 from services.orchestrator.domain.clock import iso, millis_between
@@ -91,7 +91,7 @@ class _Ctx(msgspec.Struct, frozen=True):
         return self.catalogue.personas.get(model, "")
 
 
-def _job(ctx: _Ctx, stage: int, model: str, messages: list[prompts.ChatMessage], labels: list[str]) -> Dispatch:
+def _job(ctx: _Ctx, stage: int, model: str, messages: list[ChatMessage], labels: list[str]) -> Dispatch:
     st = ctx.state
     return Dispatch(
         Job(

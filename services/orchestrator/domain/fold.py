@@ -36,7 +36,9 @@ from services.orchestrator.domain.state import CouncilState, MemberRun, ReviewBa
 __all__ = ["MUTATORS", "apply", "fold"]
 
 
-def _with_run(state: CouncilState, stage: int, model: str, change: Callable[[MemberRun], MemberRun | None]) -> CouncilState:
+def _with_run(
+    state: CouncilState, stage: int, model: str, change: Callable[[MemberRun], MemberRun | None]
+) -> CouncilState:
     current = state.stages.get(stage)
     run = current.runs.get(model) if current else None
     if current is None or run is None:
@@ -158,9 +160,7 @@ def _review_parsed(state: CouncilState, e: ReviewParsed) -> CouncilState:
     d = e.data
     if d.reviewer in state.ballots:
         return state
-    ballot = ReviewBallot(
-        reviewer=d.reviewer, labels=d.labels, ranking=d.ranking, parse_ok=d.parse_ok, method=d.method
-    )
+    ballot = ReviewBallot(reviewer=d.reviewer, labels=d.labels, ranking=d.ranking, parse_ok=d.parse_ok, method=d.method)
     return replace(state, ballots={**state.ballots, d.reviewer: ballot})
 
 

@@ -36,10 +36,7 @@ def review_messages(prompt: str, labelled_answers: Mapping[str, str], persona: s
     """``labelled_answers`` is label -> answer text, already shuffled for this reviewer."""
     example = ", ".join(f'"Response {label}"' for label in labelled_answers)
     answers = "\n\n".join(f"### Response {label}\n{text}" for label, text in labelled_answers.items())
-    body = (
-        f"{REVIEW_INSTRUCTIONS.format(example=example)}\n"
-        f"## Question\n{prompt}\n\n## Answers\n{answers}\n"
-    )
+    body = f"{REVIEW_INSTRUCTIONS.format(example=example)}\n## Question\n{prompt}\n\n## Answers\n{answers}\n"
     return [*_system(persona), ChatMessage(role="user", content=body)]
 
 

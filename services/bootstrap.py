@@ -1,0 +1,74 @@
+"""Wiring in one place: settings → connections → services. Nothing connects at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+
+from services.common.jetstream import Topology, connect, ensure_topology
+from services.common.settings import Settings
+from services.model_runner.providers import build_provider
+from services.model_runner.worker import Runner
+from services.orchestrator.service import Orchestrator
+
+__all__ = ["close_quietly", "configure_logging", "run_orchestrator", "run_runner", "run_service"]
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=os.environ.get("COUNCIL_LOG_LEVEL", level),
+        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+    )
+    # httpx logs every request line at INFO; keep it quiet (and never near a key).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+async def run_service(
+    settings: Settings, name: str, body: Callable[[Topology, asyncio.Event], Awaitable[None]]
+) -> None:
+    """Connect, ensure the topology, run ``body`` until SIGINT/SIGTERM, then drain."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    nc = await connect(settings.nats_url, f"council-{name}")
+    try:
+        topology = await ensure_topology(nc, settings.replicas)
+        await body(topology, stop)
+    finally:
+        await close_quietly(nc)
+
+
+async def close_quietly(nc: Client) -> None:
+    """Drain when we can; when NATS is already gone, just close — shutdown must not hang or trace."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout=10)
+    except (NatsError, TimeoutError):
+        await nc.close()
+
+
+async def run_orchestrator(settings: Settings) -> None:
+    async def body(topology: Topology, stop: asyncio.Event) -> None:
+        await Orchestrator(topology, settings).run(stop)
+
+    await run_service(settings, "orchestrator", body)
+
+
+async def run_runner(settings: Settings, pools: list[str] | None = None, max_in_flight: int = 64) -> None:
+    providers = {name: build_provider(spec, os.environ) for name, spec in settings.providers.items()}
+
+    async def body(topology: Topology, stop: asyncio.Event) -> None:
+        try:
+            await Runner(topology, settings, providers, pools=pools, max_in_flight=max_in_flight).run(stop)
+        finally:
+            for provider in providers.values():
+                await provider.aclose()
+
+    await run_service(settings, "runner", body)

@@ -1,0 +1,210 @@
+"""`council up | gateway | orchestrator | runner | ask | watch` — the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from services.common.settings import ConfigError, Settings, load_settings
+
+__all__ = ["main"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"council: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+# ---- services -------------------------------------------------------------------------------
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.bootstrap import configure_logging
+
+    configure_logging()
+    _settings()  # fail fast, with the field named, before uvicorn starts workers
+    uvicorn.run(
+        "services.gateway.asgi:app_factory",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def cmd_orchestrator(args: argparse.Namespace) -> int:
+    from services.bootstrap import configure_logging, run_orchestrator
+
+    configure_logging()
+    asyncio.run(run_orchestrator(_settings()))
+    return 0
+
+
+def cmd_runner(args: argparse.Namespace) -> int:
+    from services.bootstrap import configure_logging, run_runner
+
+    configure_logging()
+    pools = [p for p in args.pools.split(",") if p] if args.pools else None
+    asyncio.run(run_runner(_settings(), pools, args.max_in_flight))
+    return 0
+
+
+def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            return False
+        try:
+            if httpx.get(f"{url}/ready", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from services.common.embedded import EmbeddedNats
+
+    settings = _settings()
+    env = dict(os.environ)
+    nats = None
+    if not env.get("NATS_URL"):
+        nats = EmbeddedNats(Path(args.data_dir).resolve() / "nats", port=args.nats_port).start()
+        env["NATS_URL"] = nats.url
+    me = [sys.executable, "-m", "services.cli"]
+    commands = [
+        [*me, "gateway", "--host", args.host, "--port", str(args.port)],
+        [*me, "orchestrator"],
+        *([*me, "runner"] for _ in range(args.runners)),
+    ]
+    procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
+    url = f"http://{args.host}:{args.port}"
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    try:
+        if not _wait_healthy(url, procs):
+            print("council: the services did not become ready; see the log above", file=sys.stderr)
+            code = 1
+        else:
+            mode = "simulated models (no provider keys set)" if "simulated" in settings.source else settings.source
+            print(f"\ncouncil is up at {url}  (NATS {env['NATS_URL']}, {mode})")
+            print(
+                f'  try: curl -X POST {url}/api/v1/council/query -d \'{{"prompt": "What is the best way to learn Rust?"}}\''
+            )
+            print('       council ask "What is the best way to learn Rust?"')
+            print(f"  API docs: {url}/docs     Ctrl-C stops everything\n", flush=True)
+            while not stop and all(p.poll() is None for p in procs):
+                time.sleep(0.2)
+            if not stop:
+                print("council: a service exited; stopping the rest", file=sys.stderr)
+                code = 1
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if nats is not None:
+            nats.stop()
+        print("council: stopped", file=sys.stderr)
+    return code
+
+
+# ---- clients --------------------------------------------------------------------------------
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from services.live import ask
+
+    return ask(args)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from services.live import watch
+
+    return watch(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="council", description="An LLM council on NATS JetStream.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run everything: embedded NATS, gateway, orchestrator, runners")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--data-dir", default=".council-data", help="where the embedded NATS keeps the log")
+    up.add_argument("--runners", type=int, default=1, help="number of model runner processes")
+    up.add_argument("--nats-port", type=int, default=None, help="embedded NATS port (default: a free one)")
+    up.set_defaults(func=cmd_up)
+
+    gw = sub.add_parser("gateway", help="run the HTTP gateway against NATS_URL")
+    gw.add_argument("--host", default="127.0.0.1")
+    gw.add_argument("--port", type=int, default=8000)
+    gw.add_argument("--workers", type=int, default=1)
+    gw.set_defaults(func=cmd_gateway)
+
+    sub.add_parser("orchestrator", help="run the orchestrator against NATS_URL").set_defaults(func=cmd_orchestrator)
+
+    runner = sub.add_parser("runner", help="run a model runner against NATS_URL")
+    runner.add_argument("--pools", default="", help="comma-separated provider pools (default: all configured)")
+    runner.add_argument("--max-in-flight", type=int, default=64)
+    runner.set_defaults(func=cmd_runner)
+
+    for name, helptext, func in (
+        ("ask", "submit a question and follow the deliberation live", cmd_ask),
+        ("watch", "follow a running or finished council live", cmd_watch),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        if name == "ask":
+            p.add_argument("prompt")
+            p.add_argument("--models", default="", help="comma-separated member ids (default: the configured council)")
+            p.add_argument("--chairman", default=None)
+            p.add_argument("--max-tokens", type=int, default=None)
+            p.add_argument("--temperature", type=float, default=None)
+            p.add_argument("--detach", action="store_true", help="print the council id and exit")
+        else:
+            p.add_argument("council_id")
+            p.add_argument("--after", type=int, default=0, help="resume after this event seq")
+        p.add_argument("--url", default=os.environ.get("COUNCIL_URL", DEFAULT_URL))
+        p.add_argument("--plain", action="store_true", help="no live display; print the final answer only")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

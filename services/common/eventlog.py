@@ -1,0 +1,121 @@
+"""The council log on JetStream: append an event, read a council's history, rebuild its state.
+
+State is always ``fold(snapshot, events after snapshot.last_seq)``; the KV snapshot is only a
+shortcut. Appends carry a deterministic ``Nats-Msg-Id`` so a repeat after a crash is absorbed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+
+from schemas.codec import decode_as, decode_event, encode
+from schemas.events import AnyEvent
+from schemas.subjects import LOG_STREAM, council_filter, event_subject
+from services.orchestrator.domain.fold import fold
+from services.orchestrator.domain.state import CouncilState
+
+__all__ = ["Appended", "Snapshot", "append", "council_exists", "load_state", "read_events", "save_snapshot"]
+
+log = logging.getLogger(__name__)
+
+MSG_ID = "Nats-Msg-Id"
+FETCH_BATCH = 1000
+
+
+class Appended(msgspec.Struct, frozen=True):
+    seq: int
+    duplicate: bool
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    state: CouncilState
+    last_seq: int
+
+
+async def append(js: JetStreamContext, event: AnyEvent, msg_id: str) -> Appended:
+    type_tag = event.__struct_config__.tag
+    assert isinstance(type_tag, str)
+    ack = await js.publish(
+        event_subject(event.council_id, type_tag), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id}
+    )
+    return Appended(ack.seq, bool(ack.duplicate))
+
+
+async def council_exists(js: JetStreamContext, council_id: str) -> bool:
+    try:
+        await js.get_last_msg(LOG_STREAM, event_subject(council_id, "council.submitted"))
+    except NotFoundError:
+        return False
+    return True
+
+
+async def read_events(js: JetStreamContext, subject_filter: str, after: int = 0) -> list[AnyEvent]:
+    """Every stored event on ``subject_filter`` with seq > ``after``, in order, up to now.
+
+    An ephemeral consumer reports how many messages it has pending at creation, so we read
+    exactly that many: no guessing when "the end" is by waiting for a timeout.
+    """
+    name = f"read-{uuid.uuid4().hex}"
+    config = ConsumerConfig(
+        name=name,
+        filter_subject=subject_filter,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
+        opt_start_seq=after + 1 if after else None,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=30.0,
+        mem_storage=True,
+        num_replicas=1,
+    )
+    info = await js.add_consumer(LOG_STREAM, config)
+    remaining = info.num_pending or 0
+    events: list[AnyEvent] = []
+    try:
+        if remaining:
+            sub = await js.pull_subscribe_bind(name, stream=LOG_STREAM)
+            try:
+                while remaining > 0:
+                    msgs = await sub.fetch(min(remaining, FETCH_BATCH), timeout=5)
+                    for msg in msgs:
+                        events.append(decode_event(msg.data, msg.metadata.sequence.stream))
+                    remaining -= len(msgs)
+            finally:
+                await sub.unsubscribe()
+    finally:
+        with contextlib.suppress(NotFoundError):
+            await js.delete_consumer(LOG_STREAM, name)
+    return events
+
+
+async def load_snapshot(views: KeyValue, council_id: str) -> Snapshot | None:
+    try:
+        entry = await views.get(council_id)
+    except KeyNotFoundError:
+        return None
+    if entry.value is None:
+        return None
+    try:
+        return decode_as(entry.value, Snapshot)
+    except msgspec.DecodeError:
+        log.warning("ignoring an unreadable snapshot of %s; rebuilding from the log", council_id)
+        return None
+
+
+async def save_snapshot(views: KeyValue, state: CouncilState) -> None:
+    await views.put(state.council_id, encode(Snapshot(state, state.last_seq)))
+
+
+async def load_state(js: JetStreamContext, views: KeyValue, council_id: str) -> CouncilState | None:
+    """The council as the log knows it now, or None if it was never submitted."""
+    snapshot = await load_snapshot(views, council_id)
+    after = snapshot.last_seq if snapshot else 0
+    tail = await read_events(js, council_filter(council_id), after)
+    state = fold(tail, snapshot.state if snapshot else None, council_id=council_id)
+    return state if state.submitted else None

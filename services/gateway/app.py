@@ -1,0 +1,261 @@
+"""The gateway app factory: Litestar routes over the council log.
+
+The gateway is stateless: it validates, appends commands and answers reads from the log
+(snapshot + tail), so any number of replicas and workers return the same answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
+from nats.js.errors import KeyWrongLastSequenceError
+
+from schemas.api import ConfigInfo, ModelInfo, QueryAccepted, SkipRequest
+from schemas.codec import decode_as, encode
+from schemas.events import (
+    CancelRequested,
+    CancelRequestedData,
+    CouncilSubmitted,
+    SkipRequested,
+    SkipRequestedData,
+)
+from schemas.ids import is_council_id, member_token, new_council_id
+from schemas.subjects import JOBS_STREAM, LOG_STREAM
+from services.bootstrap import close_quietly
+from services.common.eventlog import append, load_state
+from services.common.jetstream import Topology, connect, ensure_topology
+from services.common.settings import Settings
+from services.gateway.problems import EXCEPTION_HANDLERS, Problem
+from services.gateway.render import links_for, render_markdown, render_text, status_view
+from services.gateway.submission import parse_query, validate_query
+from services.orchestrator.domain.clock import iso
+from services.orchestrator.domain.state import CouncilState
+
+__all__ = ["Gateway", "create_app"]
+
+log = logging.getLogger("council.gateway")
+
+Format = Literal["markdown", "text", "json"]
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class IdempotencyRecord(msgspec.Struct, frozen=True):
+    council_id: str
+    body_hash: str
+
+
+class Gateway:
+    """What every route needs: the log, the catalogue, a clock."""
+
+    def __init__(self, topology: Topology, settings: Settings) -> None:
+        self.top = topology
+        self.settings = settings
+        self.names = {m.id: m.label for m in settings.models}
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def council(self, council_id: str) -> CouncilState:
+        if not is_council_id(council_id):
+            raise Problem(
+                400,
+                "invalid-council-id",
+                "Malformed council id",
+                f"{council_id!r} is not a council id (expected council_YYYYMMDD_HHMM_xxxxxx)",
+            )
+        state = await load_state(self.top.js, self.top.views, council_id)
+        if state is None:
+            raise Problem(404, "council-not-found", "Council not found", f"no council {council_id}")
+        return state
+
+
+def _gateway(state: State) -> Gateway:
+    gw: Gateway = state.gateway
+    return gw
+
+
+def _accepted(council_id: str, status: str, created_at: str) -> Response[QueryAccepted]:
+    links = links_for(council_id)
+    body = QueryAccepted(
+        council_id=council_id,
+        status=status,
+        created_at=created_at,
+        message=f"Deliberation started – check progress at {links.self} or stream it from {links.events}",
+        links=links,
+    )
+    return Response(body, status_code=202, headers={"Location": links.self})
+
+
+async def _claim_key(gw: Gateway, key: str, body_hash: str) -> tuple[str, bool]:
+    """Map an Idempotency-Key to a council id; True when this request created the mapping."""
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise Problem(
+            400,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            f"the key must be 1–{MAX_IDEMPOTENCY_KEY} printable characters",
+        )
+    slot = hashlib.sha256(key.encode()).hexdigest()  # never the raw key: it is user text
+    fresh = new_council_id(gw.now())
+    try:
+        await gw.top.idempotency.create(slot, encode(IdempotencyRecord(fresh, body_hash)))
+        return fresh, True
+    except KeyWrongLastSequenceError:
+        entry = await gw.top.idempotency.get(slot)
+        record = decode_as(entry.value or b"", IdempotencyRecord)
+        if record.body_hash != body_hash:
+            raise Problem(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "this Idempotency-Key was already used with a different request body",
+            ) from None
+        return record.council_id, False
+
+
+@post("/api/v1/council/query", status_code=202, summary="Start a council deliberation")
+async def submit(request: Request[Any, Any, Any], gw: Gateway) -> Response[QueryAccepted]:
+    data = validate_query(parse_query(await request.body()), gw.settings)
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        council_id, fresh = new_council_id(gw.now()), True
+    else:
+        council_id, fresh = await _claim_key(gw, key, hashlib.sha256(encode(data)).hexdigest())
+        if not fresh:
+            existing = await load_state(gw.top.js, gw.top.views, council_id)
+            if existing is not None:
+                return _accepted(council_id, existing.status, existing.created_at)
+    created_at = iso(gw.now())
+    event = CouncilSubmitted(council_id=council_id, ts=created_at, data=data)
+    await append(gw.top.js, event, f"{council_id}:submitted")
+    log.info("accepted %s with %d members", council_id, len(data.members))
+    return _accepted(council_id, "queued", created_at)
+
+
+@get("/api/v1/council/{council_id:str}", summary="A council's status, or its result once completed")
+async def read_council(
+    council_id: str, gw: Gateway, format: str = Parameter(default="markdown", description="markdown | text | json")
+) -> Response[Any]:
+    if format not in ("markdown", "text", "json"):
+        raise Problem(400, "invalid-format", "Invalid format", f"format must be markdown, text or json, got {format!r}")
+    state = await gw.council(council_id)
+    if format == "json":
+        body: Any = state.result if state.result is not None else status_view(state)
+        return Response(content=encode(body), media_type="application/json")
+    if format == "text":
+        return Response(render_text(state, gw.names), media_type="text/plain; charset=utf-8")
+    return Response(render_markdown(state, gw.names), media_type="text/markdown; charset=utf-8")
+
+
+@post("/api/v1/council/{council_id:str}/cancel", status_code=202, summary="Cancel a running council")
+async def cancel(council_id: str, gw: Gateway) -> dict[str, str]:
+    state = await gw.council(council_id)
+    if state.terminal:
+        raise Problem(409, "council-finished", "Council already finished", f"{council_id} is {state.status}")
+    if not state.cancel_requested:
+        event = CancelRequested(council_id=council_id, ts=iso(gw.now()), data=CancelRequestedData())
+        await append(gw.top.js, event, f"{council_id}:cancel_requested")
+    return {"council_id": council_id, "status": "cancelling"}
+
+
+@post(
+    "/api/v1/council/{council_id:str}/skip", status_code=202, summary="Stop waiting for one member in the current stage"
+)
+async def skip(council_id: str, gw: Gateway, request: Request[Any, Any, Any]) -> dict[str, str | int]:
+    try:
+        body = decode_as(await request.body(), SkipRequest)
+    except msgspec.DecodeError as exc:
+        raise Problem(
+            400, "invalid-json", "Malformed request body", f'send {{"model": "<member id>"}}: {exc}'
+        ) from None
+    state = await gw.council(council_id)
+    if state.terminal:
+        raise Problem(409, "council-finished", "Council already finished", f"{council_id} is {state.status}")
+    stage = state.current()
+    if stage is None or body.model not in stage.runs:
+        raise Problem(
+            409, "not-in-stage", "Member not in the current stage", f"{body.model} is not working in the current stage"
+        )
+    if not stage.runs[body.model].finished and (stage.stage, body.model) not in state.skip_requests:
+        event = SkipRequested(
+            council_id=council_id, ts=iso(gw.now()), data=SkipRequestedData(model=body.model, stage=stage.stage)
+        )
+        await append(gw.top.js, event, f"{council_id}:skip:s{stage.stage}:{member_token(body.model)}")
+    return {"council_id": council_id, "model": body.model, "stage": stage.stage, "status": "skipping"}
+
+
+@get("/api/v1/models", summary="The configured model catalogue")
+async def models(gw: Gateway) -> list[ModelInfo]:
+    return [
+        ModelInfo(
+            id=m.id,
+            provider=m.provider,
+            provider_kind=gw.settings.providers[m.provider].kind,
+            display_name=m.label,
+            role=m.role,
+            system_prompt=m.system_prompt,
+            input_price_per_mtok=m.input_price_per_mtok,
+            output_price_per_mtok=m.output_price_per_mtok,
+            max_concurrency=m.max_concurrency,
+        )
+        for m in gw.settings.models
+    ]
+
+
+@get("/api/config", summary="The default council and chairman")
+async def config(gw: Gateway) -> ConfigInfo:
+    c = gw.settings.council
+    return ConfigInfo(
+        members=c.members,
+        chairman=c.chairman,
+        max_tokens=c.max_tokens,
+        temperature=c.temperature,
+        max_prompt_chars=c.max_prompt_chars,
+    )
+
+
+@get("/health", summary="Liveness")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/ready", summary="Readiness: NATS reachable and streams present")
+async def ready(gw: Gateway) -> dict[str, str]:
+    if not gw.top.nc.is_connected:
+        raise Problem(503, "not-ready", "Not ready", "not connected to NATS")
+    try:
+        for stream in (LOG_STREAM, JOBS_STREAM):
+            await gw.top.js.stream_info(stream)
+    except Exception as exc:
+        raise Problem(503, "not-ready", "Not ready", f"JetStream not available: {type(exc).__name__}") from None
+    return {"status": "ready"}
+
+
+def create_app(settings: Settings, *, extra_routes: list[Any] | None = None) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        nc = await connect(settings.nats_url, "council-gateway")
+        try:
+            app.state.gateway = Gateway(await ensure_topology(nc, settings.replicas), settings)
+            yield
+        finally:
+            await close_quietly(nc)
+
+    return Litestar(
+        route_handlers=[submit, read_council, cancel, skip, models, config, health, ready, *(extra_routes or [])],
+        dependencies={"gw": Provide(_gateway, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="council", version="0.1.0", path="/docs"),
+    )

@@ -1,0 +1,364 @@
+"""The runner shell: pull a job → stream from the provider → append started/delta/completed|failed → ack.
+
+Jobs come from per-provider pools on the ``COUNCIL_JOBS`` work queue; any number of runners
+share each pool's durable consumer. A job is acknowledged only once its outcome is in the log;
+``in_progress()`` keeps a long generation from being redelivered. Runners watch the log for
+cancel and skip requests and abort the matching provider streams at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
+
+from schemas.codec import DecodeError, decode_event, decode_job
+from schemas.events import (
+    CancelRequested,
+    ModelCompleted,
+    ModelCompletedData,
+    ModelDelta,
+    ModelDeltaData,
+    ModelFailed,
+    ModelFailedData,
+    ModelStarted,
+    ModelStartedData,
+    SkipRequested,
+)
+from schemas.ids import slug
+from schemas.jobs import Job
+from schemas.subjects import JOBS_STREAM, LOG_STREAM, event_subject, log_filter_for_type, pool_filter
+from services.common.eventlog import append
+from services.common.jetstream import Topology
+from services.common.settings import ModelSpec, Settings
+from services.model_runner.metering import DeltaBuffer, backoff_s, usage_of
+from services.model_runner.providers.base import (
+    Finish,
+    Provider,
+    ProviderError,
+    StreamItem,
+    TextDelta,
+    UsageReport,
+)
+from services.orchestrator.domain.clock import iso
+
+__all__ = ["Runner"]
+
+log = logging.getLogger("council.runner")
+
+_END = object()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Aborted(Exception):
+    """The council was cancelled or the member skipped: stop quietly, append nothing more."""
+
+
+class Runner:
+    def __init__(
+        self,
+        topology: Topology,
+        settings: Settings,
+        providers: Mapping[str, Provider],
+        *,
+        pools: list[str] | None = None,
+        max_in_flight: int = 64,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._top = topology
+        self._settings = settings
+        self._providers = providers
+        self._pools = pools or sorted({slug(name) for name in settings.providers})
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._model_slots = {m.id: asyncio.Semaphore(m.max_concurrency) for m in settings.models}
+        self._clock = clock
+        self._rng = random.Random()
+        self._active: dict[tuple[str, int, str], asyncio.Task[None]] = {}
+        self._aborted: set[tuple[str, int, str]] = set()
+        self._cancelled: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        nc = self._top.nc
+        watches = [
+            await nc.subscribe(log_filter_for_type("council.cancel_requested"), cb=self._on_control),
+            await nc.subscribe(log_filter_for_type("council.skip_requested"), cb=self._on_control),
+        ]
+        pullers = [asyncio.create_task(self._pull(pool, stop)) for pool in self._pools]
+        log.info("runner pulling pools %s", ", ".join(self._pools))
+        try:
+            await stop.wait()
+        finally:
+            for task in pullers:
+                task.cancel()
+            await asyncio.gather(*pullers, return_exceptions=True)
+            for watch in watches:
+                await watch.unsubscribe()
+            # In-flight jobs are not acked: JetStream hands them to another runner.
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _pull(self, pool: str, stop: asyncio.Event) -> None:
+        durable = f"runner-{pool}"
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self._settings.runner.ack_wait_s,
+            max_ack_pending=10_000,
+        )
+        sub = await self._top.js.pull_subscribe(pool_filter(pool), durable=durable, stream=JOBS_STREAM, config=config)
+        while not stop.is_set():
+            await self._slots.acquire()
+            try:
+                msgs = await sub.fetch(1, timeout=1.0)
+            except NatsTimeout:
+                self._slots.release()
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._work(msgs[0]))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job task crashed", exc_info=task.exception())
+
+    async def _on_control(self, msg: Msg) -> None:
+        try:
+            event = decode_event(msg.data)
+        except DecodeError:
+            return
+        if isinstance(event, CancelRequested):
+            self._cancelled.add(event.council_id)
+            keys = [k for k in self._active if k[0] == event.council_id]
+        elif isinstance(event, SkipRequested):
+            keys = [(event.council_id, event.data.stage, event.data.model)]
+            self._aborted.add(keys[0])
+        else:
+            return
+        for key in keys:
+            self._aborted.add(key)
+            task = self._active.get(key)
+            if task is not None:
+                task.cancel()
+
+    # ---- one job ----------------------------------------------------------------------------
+
+    async def _work(self, msg: Msg) -> None:
+        try:
+            job = decode_job(msg.data)
+        except DecodeError as exc:
+            log.error("terminating unreadable job: %s", exc)
+            await msg.term()
+            return
+        key = (job.council_id, job.stage, job.model)
+        if key in self._aborted or await self._cancelled_council(job.council_id):
+            await msg.ack()
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        call = asyncio.create_task(self._call_with_retries(job, msg.metadata.num_delivered))
+        self._active[key] = call
+        try:
+            await call
+        except asyncio.CancelledError:
+            if key not in self._aborted:
+                raise  # shutting down: leave the job unacked for another runner
+        finally:
+            heartbeat.cancel()
+            self._active.pop(key, None)
+        await msg.ack()
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        interval = max(self._settings.runner.ack_wait_s / 3, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            await msg.in_progress()
+
+    async def _cancelled_council(self, council_id: str) -> bool:
+        if council_id in self._cancelled:
+            return True
+        try:
+            await self._top.js.get_last_msg(LOG_STREAM, event_subject(council_id, "council.cancel_requested"))
+        except NotFoundError:
+            return False
+        self._cancelled.add(council_id)
+        return True
+
+    async def _call_with_retries(self, job: Job, delivery: int) -> None:
+        attempts = self._settings.runner.max_attempts
+        base = (max(delivery, 1) - 1) * attempts  # a redelivered job continues the attempt count
+        for retry in range(1, attempts + 1):
+            attempt = base + retry
+            try:
+                await self._call(job, attempt)
+                return
+            except ProviderError as err:
+                again = err.retryable and retry < attempts
+                await self._failed(job, attempt, err, retrying=again)
+                if not again:
+                    return
+                await asyncio.sleep(backoff_s(retry, err.retry_after_s, self._rng))
+
+    async def _failed(self, job: Job, attempt: int, err: ProviderError, *, retrying: bool) -> None:
+        data = ModelFailedData(
+            stage=job.stage,
+            model=job.model,
+            attempt=attempt,
+            kind=err.kind,
+            message=err.message,
+            retrying=retrying,
+            status_code=err.status_code,
+        )
+        msg_id = f"{job.job_id}:a{attempt}:failed" if retrying else f"{job.job_id}:failed"
+        await append(self._top.js, ModelFailed(council_id=job.council_id, ts=iso(self._clock()), data=data), msg_id)
+
+    def _spec(self, job: Job) -> tuple[ModelSpec, Provider]:
+        try:
+            spec = self._settings.model(job.model)
+        except KeyError:
+            raise ProviderError("not_found", f"model {job.model!r} is not in this runner's catalogue") from None
+        provider = self._providers.get(spec.provider)
+        if provider is None:
+            raise ProviderError("not_found", f"provider {spec.provider!r} is not configured on this runner")
+        return spec, provider
+
+    async def _call(self, job: Job, attempt: int) -> None:
+        spec, provider = self._spec(job)
+        js, cid = self._top.js, job.council_id
+        async with self._model_slots[spec.id]:
+            started = ModelStartedData(stage=job.stage, model=job.model, attempt=attempt, job_id=job.job_id)
+            await append(
+                js,
+                ModelStarted(council_id=cid, ts=iso(self._clock()), data=started),
+                f"{job.job_id}:a{attempt}:started",
+            )
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            window = self._settings.runner
+            buffer = DeltaBuffer(window.delta_window_ms / 1000, window.delta_max_tokens)
+            parts: list[str] = []
+            ttft: float | None = None
+            report: UsageReport | None = None
+            finish: str | None = None
+            flushes = 0
+
+            async def flush() -> None:
+                nonlocal flushes
+                text = buffer.take()
+                if not text or not job.stream_tokens:
+                    return
+                flushes += 1
+                data = ModelDeltaData(
+                    stage=job.stage, model=job.model, attempt=attempt, text=text, token_count=buffer.total_tokens
+                )
+                event = ModelDelta(council_id=cid, ts=iso(self._clock()), data=data)
+                await append(js, event, f"{job.job_id}:a{attempt}:d{flushes}")
+
+            async for item in self._timed(provider.stream(spec, job), spec, buffer, flush):
+                if isinstance(item, TextDelta):
+                    if ttft is None:
+                        ttft = loop.time() - t0
+                    parts.append(item.text)
+                    if buffer.add(item.text, loop.time()):
+                        await flush()
+                elif isinstance(item, UsageReport):
+                    report = item
+                elif isinstance(item, Finish):
+                    finish = item.reason
+            await flush()
+            done = ModelCompletedData(
+                stage=job.stage,
+                model=job.model,
+                attempt=attempt,
+                text="".join(parts),
+                usage=usage_of(spec, report, buffer.total_tokens),
+                latency_ms=round((loop.time() - t0) * 1000),
+                ttft_ms=round(ttft * 1000) if ttft is not None else None,
+                token_count=buffer.total_tokens,
+                finish_reason=finish,
+            )
+            await append(
+                js, ModelCompleted(council_id=cid, ts=iso(self._clock()), data=done), f"{job.job_id}:completed"
+            )
+
+    async def _timed(
+        self,
+        stream: AsyncIterator[StreamItem],
+        spec: ModelSpec,
+        buffer: DeltaBuffer,
+        flush: Callable[[], Awaitable[None]],
+    ) -> AsyncIterator[StreamItem]:
+        """Yield the provider's items, enforcing first-token, idle and total timeouts.
+
+        The provider runs in its own task feeding a queue, so a timeout (or a flush of the
+        delta window while the provider is quiet) never cancels the provider mid-await.
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for item in stream:
+                    await queue.put(item)
+                await queue.put(_END)
+            except ProviderError as err:
+                await queue.put(err)
+
+        producer = asyncio.create_task(pump())
+        t = spec.timeouts
+        start = last = loop.time()
+        seen_text = False
+        try:
+            while True:
+                now = loop.time()
+                gap_limit = t.idle_s if seen_text else t.first_token_s
+                limit = min(last + gap_limit, start + t.total_s)
+                wait = limit - now
+                due = buffer.due_in(now)
+                try:
+                    item = await asyncio.wait_for(
+                        queue.get(), timeout=max(0.0, min(wait, due) if due is not None else wait)
+                    )
+                except TimeoutError:
+                    if due is not None and loop.time() < limit:
+                        await flush()
+                        continue
+                    raise _timeout(spec, seen_text, loop.time() - start >= t.total_s) from None
+                if item is _END:
+                    return
+                if isinstance(item, ProviderError):
+                    raise item
+                assert isinstance(item, TextDelta | UsageReport | Finish)
+                if isinstance(item, TextDelta):
+                    seen_text = True
+                last = loop.time()
+                yield item
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+
+
+def _timeout(spec: ModelSpec, seen_text: bool, total: bool) -> ProviderError:
+    t = spec.timeouts
+    if total:
+        return ProviderError("timeout", f"{spec.id} did not finish within {t.total_s:g}s", retryable=False)
+    if not seen_text:
+        return ProviderError("timeout", f"{spec.id} sent no first token within {t.first_token_s:g}s", retryable=True)
+    return ProviderError("timeout", f"{spec.id} stalled: no token for {t.idle_s:g}s", retryable=True)

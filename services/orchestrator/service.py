@@ -1,0 +1,150 @@
+"""The orchestrator shell: consume the log in order → fold → decide → append/publish → ack.
+
+One durable consumer reads every council's events. State per council is held in memory while
+it runs and rebuilt from the log (snapshot + tail) whenever it is not — after a restart, or for
+a council first seen mid-way. On start-up it also re-reads the messages delivered but never
+acknowledged before a crash, so councils that were mid-step carry on at once rather than after
+the ack timeout. Nothing is decided twice: every intent has a deterministic message id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from schemas.codec import DecodeError, decode_event, encode
+from schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject
+from services.common.eventlog import MSG_ID, append, load_state, read_events, save_snapshot
+from services.common.jetstream import Topology
+from services.common.settings import Settings
+from services.orchestrator.domain.decide import Append, Catalogue, Dispatch, Intent, decide
+from services.orchestrator.domain.fold import apply
+from services.orchestrator.domain.state import CouncilState
+
+__all__ = ["DURABLE", "Orchestrator"]
+
+log = logging.getLogger("council.orchestrator")
+
+DURABLE = "orchestrator"
+TICK_S = 1.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Orchestrator:
+    def __init__(self, topology: Topology, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+        self._top = topology
+        self._settings = settings
+        self._clock = clock
+        self._catalogue = Catalogue(personas={m.id: m.system_prompt for m in settings.models})
+        self._councils: dict[str, CouncilState] = {}
+        self._sent: dict[str, set[str]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        js = self._top.js
+        config = ConsumerConfig(
+            durable_name=DURABLE,
+            filter_subject=f"{LOG_ROOT}.>",
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            max_ack_pending=20_000,
+        )
+        sub = await js.pull_subscribe(f"{LOG_ROOT}.>", durable=DURABLE, stream=LOG_STREAM, config=config)
+        await self._recover()
+        log.info("orchestrator consuming %s", LOG_STREAM)
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(256, timeout=TICK_S)
+            except NatsTimeout:
+                msgs = []  # idle, not an error
+            for msg in msgs:
+                await self._handle(msg)
+            if not msgs:
+                await self._tick()
+
+    async def _recover(self) -> None:
+        """Re-read what was delivered but not acknowledged before the last stop, and act on it."""
+        try:
+            info = await self._top.js.consumer_info(LOG_STREAM, DURABLE)
+        except NotFoundError:
+            return
+        floor, delivered = info.ack_floor.stream_seq or 0, info.delivered.stream_seq or 0
+        if delivered <= floor:
+            return
+        councils = {e.council_id for e in await read_events(self._top.js, f"{LOG_ROOT}.>", floor) if e.seq <= delivered}
+        log.info("recovering %d council(s) after seq %d", len(councils), floor)
+        for council_id in councils:
+            state = await self._state_of(council_id)
+            if state is not None:
+                await self._act(state)
+
+    async def _state_of(self, council_id: str) -> CouncilState | None:
+        state = self._councils.get(council_id)
+        if state is None:
+            state = await load_state(self._top.js, self._top.views, council_id)
+        return state
+
+    async def _handle(self, msg: Msg) -> None:
+        seq = msg.metadata.sequence.stream
+        try:
+            event = decode_event(msg.data, seq)
+        except DecodeError as exc:
+            log.error("terminating unreadable log message seq=%d: %s", seq, exc)
+            await msg.term()
+            return
+        try:
+            state = self._councils.get(event.council_id)
+            if state is None:
+                state = await load_state(self._top.js, self._top.views, event.council_id)
+                if state is None:
+                    await msg.ack()  # an event for a council never submitted: nothing to do
+                    return
+            else:
+                state = apply(state, event)
+            await self._act(state)
+        except Exception:
+            # Transient trouble (NATS unavailable, publish timeout): try this message again soon.
+            log.exception("failed to process seq=%d; will retry", seq)
+            await msg.nak(delay=1.0)
+            return
+        await msg.ack()
+
+    async def _act(self, state: CouncilState) -> None:
+        cid = state.council_id
+        self._councils[cid] = state
+        sent = self._sent.setdefault(cid, set())
+        for intent in decide(state, self._catalogue, self._clock()):
+            if intent.msg_id in sent:
+                continue
+            await self._execute(intent)
+            sent.add(intent.msg_id)
+        if state.terminal:
+            await save_snapshot(self._top.views, state)
+            self._councils.pop(cid, None)
+            self._sent.pop(cid, None)
+
+    async def _execute(self, intent: Intent) -> None:
+        if isinstance(intent, Append):
+            await append(self._top.js, intent.event, intent.msg_id)
+        elif isinstance(intent, Dispatch):
+            job = intent.job
+            subject = job_subject(self._settings.pool_of(job.model), job.council_id, job.stage, job.model)
+            await self._top.js.publish(subject, encode(job), headers={MSG_ID: intent.msg_id})
+
+    async def _tick(self) -> None:
+        """Time-driven decisions (deadlines) for councils under way, while the log is quiet."""
+        for state in list(self._councils.values()):
+            try:
+                await self._act(state)
+            except Exception:
+                log.exception("tick failed for %s; will try again", state.council_id)
