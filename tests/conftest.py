@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from services.common.embedded import EmbeddedNats
 from services.common.jetstream import Topology, connect, ensure_topology
+from services.common.settings import Settings, load_settings
+from services.model_runner.providers import build_provider
+from services.model_runner.worker import Runner
+from services.orchestrator.service import Orchestrator
+
+pytest_plugins = ["tests.fakes.providers"]
 
 
 @pytest.fixture
@@ -32,3 +40,32 @@ async def topology(nats_url: str) -> AsyncIterator[Topology]:
         yield await ensure_topology(nc)
     finally:
         await nc.drain()
+
+
+def fast_settings(nats_url: str, **simulated: object) -> Settings:
+    """The built-in simulated catalogue, quick enough for tests, pointed at ``nats_url``."""
+    base = load_settings({})
+    pace = {"ttft_ms": 5, "tokens_per_second": 4000.0, "answer_tokens": 30, **simulated}
+    providers = {name: msgspec.structs.replace(spec, **pace) for name, spec in base.providers.items()}
+    return msgspec.structs.replace(base, nats_url=nats_url, providers=providers)
+
+
+@pytest.fixture
+def settings(nats_url: str) -> Settings:
+    return fast_settings(nats_url)
+
+
+@pytest.fixture
+async def council_services(topology: Topology, settings: Settings) -> AsyncIterator[None]:
+    """Orchestrator and one runner as tasks in this loop, stopped and awaited after the test."""
+    stop = asyncio.Event()
+    providers = {name: build_provider(spec, {}) for name, spec in settings.providers.items()}
+    tasks = [
+        asyncio.create_task(Orchestrator(topology, settings).run(stop)),
+        asyncio.create_task(Runner(topology, settings, providers).run(stop)),
+    ]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=15)

@@ -82,11 +82,18 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_attempts: int = 3
 
 
+class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    ping_interval_s: float = 15.0  # `: ping` comments on an idle event stream
+    retry_ms: int = 3000  # the `retry:` hint sent to SSE clients
+    consumer_inactive_s: float = 30.0  # a crashed gateway's stream consumers vanish after this
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     council: CouncilDefaults
     providers: dict[str, ProviderSpec]
     models: list[ModelSpec]
     runner: RunnerSettings = RunnerSettings()
+    gateway: GatewaySettings = GatewaySettings()
     nats_url: str = "nats://127.0.0.1:4222"
     replicas: int = 1
     source: str = ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -19,9 +19,10 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.params import Parameter
+from litestar.response import ServerSentEvent
 from nats.js.errors import KeyWrongLastSequenceError
 
-from schemas.api import ConfigInfo, ModelInfo, QueryAccepted, SkipRequest
+from schemas.api import ConfigInfo, ModelInfo, QueryAccepted, QueryRequest, SkipRequest
 from schemas.codec import decode_as, encode
 from schemas.events import (
     CancelRequested,
@@ -38,6 +39,7 @@ from services.common.jetstream import Topology, connect, ensure_topology
 from services.common.settings import Settings
 from services.gateway.problems import EXCEPTION_HANDLERS, Problem
 from services.gateway.render import links_for, render_markdown, render_text, status_view
+from services.gateway.streaming import event_frames
 from services.gateway.submission import parse_query, validate_query
 from services.orchestrator.domain.clock import iso
 from services.orchestrator.domain.state import CouncilState
@@ -195,6 +197,82 @@ async def skip(council_id: str, gw: Gateway, request: Request[Any, Any, Any]) ->
     return {"council_id": council_id, "model": body.model, "stage": stage.stage, "status": "skipping"}
 
 
+def _resume_point(last_event_id: str | None, after: int | None) -> int:
+    raw = last_event_id if last_event_id is not None else (str(after) if after is not None else "0")
+    if not raw.strip().isdigit():
+        raise Problem(
+            400,
+            "invalid-resume-point",
+            "Invalid resume point",
+            f"Last-Event-ID/after must be a seq number, got {raw!r}",
+        )
+    return int(raw)
+
+
+def _sse(
+    gw: Gateway, state: CouncilState, after: int, on_disconnect: Callable[[], Awaitable[None]] | None = None
+) -> ServerSentEvent:
+    g = gw.settings.gateway
+    frames = event_frames(
+        gw.top,
+        state,
+        after,
+        ping_s=g.ping_interval_s,
+        retry_ms=g.retry_ms,
+        inactive_s=g.consumer_inactive_s,
+        now=lambda: iso(gw.now()),
+        on_disconnect=on_disconnect,
+    )
+    return ServerSentEvent(frames, headers={"X-Accel-Buffering": "no"})
+
+
+@get("/api/v1/council/{council_id:str}/events", summary="Stream a council's events (SSE), resumable")
+async def council_events(
+    council_id: str,
+    gw: Gateway,
+    last_event_id: str | None = Parameter(header="Last-Event-ID", default=None, required=False),
+    after: int | None = Parameter(default=None, ge=0, description="resume after this seq (Last-Event-ID wins)"),
+) -> ServerSentEvent:
+    state = await gw.council(council_id)
+    return _sse(gw, state, _resume_point(last_event_id, after))
+
+
+@get("/api/v1/council/stream", summary="Start a council and stream it in one request (SSE)")
+async def stream_new_council(
+    gw: Gateway,
+    prompt: str,
+    models: str | None = Parameter(default=None, description="comma-separated member ids"),
+    chairman: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    stream_tokens: bool = True,
+    cancel_on_disconnect: bool = True,
+) -> ServerSentEvent:
+    query = QueryRequest(
+        prompt=prompt,
+        models=[m.strip() for m in models.split(",") if m.strip()] if models is not None else None,
+        chairman=chairman,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        stream_tokens=stream_tokens,
+    )
+    data = validate_query(query, gw.settings)
+    council_id = new_council_id(gw.now())
+    event = CouncilSubmitted(council_id=council_id, ts=iso(gw.now()), data=data)
+    await append(gw.top.js, event, f"{council_id}:submitted")
+    state = await gw.council(council_id)
+
+    async def cancel_abandoned() -> None:
+        cancel = CancelRequested(
+            council_id=council_id,
+            ts=iso(gw.now()),
+            data=CancelRequestedData(reason="the streaming client disconnected"),
+        )
+        await append(gw.top.js, cancel, f"{council_id}:cancel_requested")
+
+    return _sse(gw, state, 0, cancel_abandoned if cancel_on_disconnect else None)
+
+
 @get("/api/v1/models", summary="The configured model catalogue")
 async def models(gw: Gateway) -> list[ModelInfo]:
     return [
@@ -253,7 +331,19 @@ def create_app(settings: Settings, *, extra_routes: list[Any] | None = None) -> 
             await close_quietly(nc)
 
     return Litestar(
-        route_handlers=[submit, read_council, cancel, skip, models, config, health, ready, *(extra_routes or [])],
+        route_handlers=[
+            submit,
+            read_council,
+            council_events,
+            stream_new_council,
+            cancel,
+            skip,
+            models,
+            config,
+            health,
+            ready,
+            *(extra_routes or []),
+        ],
         dependencies={"gw": Provide(_gateway, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

@@ -240,10 +240,10 @@ def _txt(block: Block) -> str:
             return "\n".join(f"* {item}" for item in items)
         case Table(header, rows):
             widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
             def fmt(r: list[str]) -> str:
-                return "  ".join(
-                            c.ljust(w) for c, w in zip(r, widths, strict=True)
-                        ).rstrip()
+                return "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+
             return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
     raise AssertionError(block)
 

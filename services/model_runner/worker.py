@@ -120,19 +120,22 @@ class Runner:
             max_ack_pending=10_000,
         )
         sub = await self._top.js.pull_subscribe(pool_filter(pool), durable=durable, stream=JOBS_STREAM, config=config)
-        while not stop.is_set():
-            await self._slots.acquire()
-            try:
-                msgs = await sub.fetch(1, timeout=1.0)
-            except NatsTimeout:
-                self._slots.release()
-                continue
-            except BaseException:
-                self._slots.release()
-                raise
-            task = asyncio.create_task(self._work(msgs[0]))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
+        try:
+            while not stop.is_set():
+                await self._slots.acquire()
+                try:
+                    msgs = await sub.fetch(1, timeout=1.0)
+                except NatsTimeout:
+                    self._slots.release()
+                    continue
+                except BaseException:
+                    self._slots.release()
+                    raise
+                task = asyncio.create_task(self._work(msgs[0]))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+        finally:
+            await sub.unsubscribe()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

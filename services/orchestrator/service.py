@@ -60,17 +60,20 @@ class Orchestrator:
             max_ack_pending=20_000,
         )
         sub = await js.pull_subscribe(f"{LOG_ROOT}.>", durable=DURABLE, stream=LOG_STREAM, config=config)
-        await self._recover()
-        log.info("orchestrator consuming %s", LOG_STREAM)
-        while not stop.is_set():
-            try:
-                msgs = await sub.fetch(256, timeout=TICK_S)
-            except NatsTimeout:
-                msgs = []  # idle, not an error
-            for msg in msgs:
-                await self._handle(msg)
-            if not msgs:
-                await self._tick()
+        try:
+            await self._recover()
+            log.info("orchestrator consuming %s", LOG_STREAM)
+            while not stop.is_set():
+                try:
+                    msgs = await sub.fetch(256, timeout=TICK_S)
+                except NatsTimeout:
+                    msgs = []  # idle, not an error
+                for msg in msgs:
+                    await self._handle(msg)
+                if not msgs:
+                    await self._tick()
+        finally:
+            await sub.unsubscribe()
 
     async def _recover(self) -> None:
         """Re-read what was delivered but not acknowledged before the last stop, and act on it."""

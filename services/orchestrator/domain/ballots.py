@@ -9,6 +9,7 @@ unparsed review that does not vote. Aggregation is normalised Borda plus mean ra
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import string
@@ -23,9 +24,8 @@ __all__ = ["ParsedRanking", "aggregate", "assign_labels", "parse_ranking", "rank
 
 Method = Literal["json", "fallback", "none"]
 
-_JSON_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
-_JSON_BARE = re.compile(r"\{[^{}]*\"ranking\"[^{}]*\}", re.DOTALL)
 _LABEL_REF = re.compile(r"^\s*(?:response|answer)?\s*([A-Z])\s*$", re.IGNORECASE)
+_FALLBACK_MARKER = re.compile(r"FINAL RANKING:", re.IGNORECASE)
 _FALLBACK_ITEM = re.compile(r"(?:Response|Answer)\s+([A-Z])\b")
 
 
@@ -61,13 +61,24 @@ def _valid(labels: list[str | None]) -> list[str] | None:
     return clean
 
 
-def _from_json(text: str, known: Sequence[str]) -> list[str] | None:
-    candidates = [m.group(1) for m in _JSON_FENCE.finditer(text)] + _JSON_BARE.findall(text)
-    for candidate in reversed(candidates):  # the last block is the reviewer's final word
+def _json_objects(text: str) -> list[object]:
+    """Every JSON value that starts at a '{' in the text, in order (fenced or bare, nested or not)."""
+    decoder = json.JSONDecoder()  # raw_decode finds where an object ends; msgspec has no equivalent
+    found: list[object] = []
+    start = text.find("{")
+    while start != -1:
         try:
-            data = msgspec.json.decode(candidate)
-        except msgspec.DecodeError:
+            value, end = decoder.raw_decode(text, start)
+        except ValueError:
+            start = text.find("{", start + 1)
             continue
+        found.append(value)
+        start = text.find("{", end)
+    return found
+
+
+def _from_json(text: str, known: Sequence[str]) -> list[str] | None:
+    for data in reversed(_json_objects(text)):  # the last block is the reviewer's final word
         ranking = data.get("ranking") if isinstance(data, dict) else None
         if isinstance(ranking, list):
             labels = _valid([_label_of(item, known) for item in ranking])
@@ -77,10 +88,11 @@ def _from_json(text: str, known: Sequence[str]) -> list[str] | None:
 
 
 def _from_fallback(text: str, known: Sequence[str]) -> list[str] | None:
-    marker = text.upper().rfind("FINAL RANKING:")
-    if marker < 0:
+    # Search the original text: upper-casing can change its length ("ß" -> "SS") and shift offsets.
+    markers = list(_FALLBACK_MARKER.finditer(text))
+    if not markers:
         return None
-    found = [m.group(1).upper() for m in _FALLBACK_ITEM.finditer(text[marker:])]
+    found = [m.group(1).upper() for m in _FALLBACK_ITEM.finditer(text, markers[-1].end())]
     return _valid([label if label in known else None for label in found])
 
 

@@ -1,0 +1,60 @@
+"""Gateway, orchestrator and runner as separate processes: HTTP in, HTTP out, crashes included."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+
+from schemas.events import ModelCompleted, StageCompleted, StageStarted
+from services.common.eventlog import read_events
+from services.common.jetstream import Topology
+from tests.e2e.procs import Services, wait_status
+
+
+def test_question_in_answer_out_in_every_format(services: Services) -> None:
+    url = services.start_gateway()
+    services.start("orchestrator", "orchestrator")
+    services.start("runner", "runner")
+    accepted = httpx.post(f"{url}/api/v1/council/query", json={"prompt": "How do I learn Rust?"}).json()
+    council_id = accepted["council_id"]
+    result = wait_status(url, council_id, {"completed", "failed"})
+    assert result["status"] == "completed"
+    assert set(result["stage1"]["answers"]) == {"simulated/atlas", "simulated/beacon", "simulated/cipher"}  # type: ignore[index]
+    assert result["stage3"]["chairman_model"] == "simulated/sage"  # type: ignore[index]
+    markdown = httpx.get(f"{url}/api/v1/council/{council_id}").text
+    assert markdown.startswith("# Final Answer")
+    for heading in ("## First Round Opinions", "## Peer Review Highlights", "## Raw Votes"):
+        assert heading in markdown
+    text = httpx.get(f"{url}/api/v1/council/{council_id}", params={"format": "text"}).text
+    assert "First Round Opinions" in text and "##" not in text
+
+
+async def test_orchestrator_killed_mid_deliberation_resumes_without_repeats(
+    slow_services: Services, topology: Topology
+) -> None:
+    services = slow_services
+    url = await asyncio.to_thread(services.start_gateway)
+    services.start("orchestrator", "orchestrator")
+    services.start("runner", "runner")
+    async with httpx.AsyncClient(base_url=url) as http:
+        council_id = (await http.post("/api/v1/council/query", json={"prompt": "Crash me"})).json()["council_id"]
+        async with asyncio.timeout(30):
+            while (await http.get(f"/api/v1/council/{council_id}", params={"format": "json"})).json()["stage"] != "peer-review":
+                await asyncio.sleep(0.05)
+    services.kill("orchestrator")  # SIGKILL: no chance to ack or snapshot anything
+    await asyncio.sleep(1.5)  # runners keep finishing reviews while nobody orchestrates
+    services.start("orchestrator-2", "orchestrator")
+    result = await asyncio.to_thread(wait_status, url, council_id, {"completed", "failed"})
+    assert result["status"] == "completed"
+    events = await read_events(topology.js, f"council.log.{council_id}.>")
+    kinds = Counter(type(e).__name__ for e in events)
+    completions = Counter((e.data.stage, e.data.model) for e in events if isinstance(e, ModelCompleted))
+    assert len(completions) == 3 + 3 + 1 and max(completions.values()) == 1
+    transitions = Counter(
+        (type(e).__name__, e.data.stage) for e in events if isinstance(e, StageStarted | StageCompleted)
+    )
+    assert len(transitions) == 6 and set(transitions.values()) == {1}, transitions
+    assert kinds["CouncilCompleted"] == 1 and kinds["CouncilStarted"] == 1
+    assert kinds["ReviewParsed"] == 3

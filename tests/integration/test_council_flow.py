@@ -1,0 +1,71 @@
+"""A council deliberates through the real services (in-process) on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.events import CouncilSubmitted, CouncilSubmittedData
+from schemas.ids import new_council_id
+from services.common.eventlog import append, load_state, read_events, save_snapshot
+from services.common.jetstream import Topology
+from services.common.settings import Settings
+from services.orchestrator.domain.fold import fold
+from services.orchestrator.domain.state import CouncilState
+
+pytestmark = pytest.mark.usefixtures("council_services")
+
+
+async def submit(topology: Topology, settings: Settings, members: list[str] | None = None) -> str:
+    council_id = new_council_id(datetime.now(UTC))
+    data = CouncilSubmittedData(
+        prompt="How should I learn Rust?",
+        members=members or list(settings.council.members),
+        chairman=settings.council.chairman,
+        max_tokens=200,
+        temperature=0.5,
+    )
+    event = CouncilSubmitted(council_id=council_id, ts="2026-11-20T10:00:00.000Z", data=data)
+    await append(topology.js, event, f"{council_id}:submitted")
+    return council_id
+
+
+async def finished(topology: Topology, council_id: str, timeout: float = 30) -> CouncilState:
+    async with asyncio.timeout(timeout):
+        while True:
+            state = await load_state(topology.js, topology.views, council_id)
+            if state is not None and state.terminal:
+                return state
+            await asyncio.sleep(0.1)
+
+
+async def test_council_completes_with_every_stage(topology: Topology, settings: Settings) -> None:
+    council_id = await submit(topology, settings)
+    state = await finished(topology, council_id)
+    assert state.status == "completed"
+    assert state.result is not None
+    assert set(state.result.stage1.answers) == set(settings.council.members)
+    assert set(state.result.stage2.reviews) == set(settings.council.members)
+    assert all(review.parse_ok for review in state.result.stage2.reviews.values())
+    assert state.result.stage3.chairman_model == settings.council.chairman
+    assert state.result.final_answer.text.startswith("Council synthesis:")
+
+
+async def test_log_holds_one_completion_per_stage_and_member(topology: Topology, settings: Settings) -> None:
+    council_id = await submit(topology, settings)
+    await finished(topology, council_id)
+    events = await read_events(topology.js, f"council.log.{council_id}.>")
+    completions = [(e.data.stage, e.data.model) for e in events if e.__struct_config__.tag == "model.completed"]  # type: ignore[attr-defined]
+    assert len(completions) == len(set(completions)) == 2 * len(settings.council.members) + 1
+    assert [e.seq for e in events] == sorted(e.seq for e in events)
+
+
+async def test_snapshot_plus_tail_equals_the_full_fold(topology: Topology, settings: Settings) -> None:
+    council_id = await submit(topology, settings)
+    await finished(topology, council_id)
+    events = await read_events(topology.js, f"council.log.{council_id}.>")
+    middle = fold(events[: len(events) // 2], council_id=council_id)
+    await save_snapshot(topology.views, middle)
+    assert await load_state(topology.js, topology.views, council_id) == fold(events, council_id=council_id)

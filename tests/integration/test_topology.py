@@ -1,0 +1,37 @@
+"""The JetStream topology is created idempotently: a second start neither fails nor changes it."""
+
+from __future__ import annotations
+
+from nats.js.api import RetentionPolicy, StorageType
+
+from schemas.subjects import IDEMPOTENCY_BUCKET, JOBS_STREAM, LOG_STREAM, VIEWS_BUCKET
+from services.common.jetstream import DUPLICATE_WINDOW_S, Topology, connect, ensure_topology
+
+
+async def test_streams_have_the_designed_shape(topology: Topology) -> None:
+    log = await topology.js.stream_info(LOG_STREAM)
+    jobs = await topology.js.stream_info(JOBS_STREAM)
+    assert log.config.subjects == ["council.log.>"]
+    assert log.config.retention == RetentionPolicy.LIMITS
+    assert log.config.storage == StorageType.FILE
+    assert log.config.duplicate_window == DUPLICATE_WINDOW_S
+    assert jobs.config.subjects == ["council.jobs.>"]
+    assert jobs.config.retention == RetentionPolicy.WORK_QUEUE
+    assert jobs.config.storage == StorageType.FILE
+    assert (await topology.views.status()).bucket == VIEWS_BUCKET
+    idempotency = await topology.idempotency.status()
+    assert idempotency.bucket == IDEMPOTENCY_BUCKET
+    assert idempotency.ttl is not None and idempotency.ttl > 0
+
+
+async def test_second_start_keeps_an_operators_changes(topology: Topology, nats_url: str) -> None:
+    tuned = (await topology.js.stream_info(LOG_STREAM)).config
+    tuned.max_age = 3600.0
+    await topology.js.update_stream(tuned)
+    nc = await connect(nats_url, "second-start")
+    try:
+        await ensure_topology(nc)
+        await ensure_topology(nc)
+    finally:
+        await nc.close()
+    assert (await topology.js.stream_info(LOG_STREAM)).config.max_age == 3600.0
