@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import msgspec
 import pytest
+import uvicorn
 
-from services.common.embedded import EmbeddedNats
+from services.common.embedded import EmbeddedNats, free_port
 from services.common.jetstream import Topology, connect, ensure_topology
 from services.common.settings import Settings, load_settings
+from services.gateway.app import create_app
 from services.model_runner.providers import build_provider
 from services.model_runner.worker import Runner
 from services.orchestrator.service import Orchestrator
@@ -69,3 +72,25 @@ async def council_services(topology: Topology, settings: Settings) -> AsyncItera
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=15)
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """A gateway served by uvicorn on a random port in this loop; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(15):
+            while not server.started:
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
+
+
+@pytest.fixture
+async def gateway_url(settings: Settings) -> AsyncIterator[str]:
+    async with serving(settings) as url:
+        yield url

@@ -25,6 +25,7 @@ from schemas.codec import decode_event, encode
 from schemas.events import TERMINAL_TYPES
 from schemas.result import CouncilResult
 from schemas.subjects import LOG_STREAM, council_filter
+from services.common.eventlog import council_exists
 from services.common.jetstream import Topology
 from services.gateway.render import status_view
 from services.orchestrator.domain.state import CouncilState
@@ -82,11 +83,16 @@ async def event_frames(
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[ServerSentEventMessage]:
     council_id = state.council_id
-    yield ServerSentEventMessage(data=None, comment=f"council {council_id}", retry=retry_ms)
+    # The `retry:` hint rides on the first real event: some clients dispatch a data-less frame.
+    yield ServerSentEventMessage(data=None, comment=f"council {council_id}")
     first = await _first_seq(topology)
-    if after and after + 1 < first:
-        after = first - 1
-        yield _reset_frame(state, after, after, now())
+    retry: int | None = retry_ms
+    # Limits retention drops a stream's oldest messages first, so while a council's first event
+    # survives, all of its later ones do too; once it is gone, so may be what the client missed.
+    if after + 1 < first and not await council_exists(topology.js, council_id):
+        frame = _reset_frame(state, after, first - 1, now())
+        frame.retry, retry, after = retry, None, first - 1
+        yield frame
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
         opt_start_seq=after + 1 if after else None,
@@ -107,7 +113,8 @@ async def event_frames(
             event = decode_event(msg.data, seq)
             kind = event.__struct_config__.tag
             assert isinstance(kind, str)
-            yield ServerSentEventMessage(data=encode(event).decode(), event=kind, id=seq)
+            yield ServerSentEventMessage(data=encode(event).decode(), event=kind, id=seq, retry=retry)
+            retry = None
             if kind in TERMINAL_TYPES:
                 finished = True
                 return

@@ -1,0 +1,77 @@
+"""Live streams across real processes: resume on another gateway, one-shot streams and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse
+
+from services.common.embedded import free_port
+from tests.e2e.procs import Services, wait_status
+
+
+async def read_events(url: str, path: str, limit: int | None = None, last_id: str | None = None) -> list[ServerSentEvent]:
+    headers = {"Last-Event-ID": last_id} if last_id else {}
+    frames: list[ServerSentEvent] = []
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        async with aconnect_sse(http, "GET", path, headers=headers) as source:
+            async for sse in source.aiter_sse():
+                frames.append(sse)
+                if limit is not None and len(frames) >= limit:
+                    break
+    return frames
+
+
+async def test_half_the_stream_from_one_gateway_the_rest_from_another(slow_services: Services) -> None:
+    services = slow_services
+    first = await asyncio.to_thread(services.start_gateway, "gateway-a")
+    second = await asyncio.to_thread(services.start_gateway, "gateway-b", free_port())
+    services.start("orchestrator", "orchestrator")
+    services.start("runner", "runner")
+    async with httpx.AsyncClient(base_url=first) as http:
+        council_id = (await http.post("/api/v1/council/query", json={"prompt": "Resume me"})).json()["council_id"]
+    path = f"/api/v1/council/{council_id}/events"
+    head = await read_events(first, path, limit=25)  # mid token stream of stage 1
+    assert head[-1].event != "council.completed"
+    tail = await read_events(second, path, last_id=head[-1].id)
+    assert tail[-1].event == "council.completed"
+    whole = await read_events(first, path)
+    assert [f.id for f in head + tail] == [f.id for f in whole]
+    assert [f.data for f in head + tail] == [f.data for f in whole]
+
+
+async def test_one_shot_stream_cancels_the_council_when_its_client_leaves(slow_services: Services) -> None:
+    services = slow_services
+    url = await asyncio.to_thread(services.start_gateway)
+    services.start("orchestrator", "orchestrator")
+    services.start("runner", "runner")
+    frames = await read_events(url, "/api/v1/council/stream?prompt=Leave+early", limit=6)
+    assert frames[0].event == "council.submitted"
+    council_id = frames[0].json()["council_id"]
+    final = await asyncio.to_thread(wait_status, url, council_id, {"cancelled", "completed", "failed"}, 30)
+    assert final["status"] == "cancelled"
+    rest = await read_events(url, f"/api/v1/council/{council_id}/events")
+    assert rest[-1].event == "council.cancelled"
+    assert "council.cancel_requested" in [f.event for f in rest]
+
+
+async def test_one_shot_stream_can_leave_the_council_running(services: Services) -> None:
+    url = await asyncio.to_thread(services.start_gateway)
+    services.start("orchestrator", "orchestrator")
+    services.start("runner", "runner")
+    path = "/api/v1/council/stream?prompt=Keep+going&cancel_on_disconnect=false&models=simulated/atlas,simulated/beacon"
+    frames = await read_events(url, path, limit=2)
+    council_id = frames[0].json()["council_id"]
+    assert frames[0].json()["data"]["members"] == ["simulated/atlas", "simulated/beacon"]
+    final = await asyncio.to_thread(wait_status, url, council_id, {"cancelled", "completed", "failed"}, 30)
+    assert final["status"] == "completed"
+
+
+async def test_one_shot_stream_rejects_a_bad_query_with_a_problem(services: Services) -> None:
+    url = await asyncio.to_thread(services.start_gateway)
+    async with httpx.AsyncClient(base_url=url) as http:
+        response = await http.get("/api/v1/council/stream", params={"prompt": "q", "models": "nope/x"})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "nope/x" in response.json()["detail"]
