@@ -10,16 +10,22 @@ with CouncilClient("http://127.0.0.1:8000") as client:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 import httpx
 import msgspec
+from httpx_sse import connect_sse
 
 from schemas.api import CouncilStatus, QueryAccepted, QueryRequest
-from schemas.codec import decode_as, encode
+from schemas.codec import decode_as, decode_event, encode
+from schemas.events import TERMINAL_TYPES, AnyEvent
 from schemas.result import CouncilResult
+from services.gateway.streaming import RESET_TYPE, ResetEvent
 
-__all__ = ["CouncilClient", "CouncilError"]
+__all__ = ["CouncilClient", "CouncilError", "StreamItem"]
+
+StreamItem = AnyEvent | ResetEvent
 
 
 class CouncilError(Exception):
@@ -97,3 +103,56 @@ class CouncilClient:
                 raise CouncilError(200, f"council {current.status}", reason)
             time.sleep(interval)
         raise TimeoutError(f"{council_id} did not finish within {timeout:g}s")
+
+    def events(
+        self,
+        council_id: str,
+        after: int = 0,
+        *,
+        max_gap_s: float = 30.0,
+        on_reconnect: Callable[[int], None] | None = None,
+    ) -> Iterator[StreamItem]:
+        """Every event of a council from ``after`` on, live, until its terminal event.
+
+        A dropped connection is resumed from the last seq seen (``Last-Event-ID``), with backoff,
+        for as long as reconnecting keeps failing for less than ``max_gap_s``.
+        """
+        last = after
+        failing_since: float | None = None
+        delay = 0.2
+        while True:
+            try:
+                headers = {"Last-Event-ID": str(last)} if last else {}
+                with connect_sse(
+                    self._http,
+                    "GET",
+                    f"/api/v1/council/{council_id}/events",
+                    headers=headers,
+                    timeout=httpx.Timeout(30.0, read=None),
+                ) as source:
+                    if not source.response.is_success:
+                        source.response.read()
+                        _raise_for_problem(source.response)
+                    failing_since, delay = None, 0.2
+                    for sse in source.iter_sse():
+                        if not sse.data:
+                            continue
+                        item: StreamItem
+                        if sse.event == RESET_TYPE:
+                            item = decode_as(sse.data.encode(), ResetEvent)
+                        else:
+                            item = decode_event(sse.data.encode(), int(sse.id or 0))
+                        last = item.seq or last
+                        yield item
+                        if sse.event in TERMINAL_TYPES:
+                            return
+            except httpx.TransportError:
+                pass
+            now = time.monotonic()
+            failing_since = failing_since or now
+            if now - failing_since > max_gap_s:
+                raise CouncilError(503, "stream lost", f"could not reconnect for {max_gap_s:g}s (last seq {last})")
+            if on_reconnect is not None:
+                on_reconnect(last)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

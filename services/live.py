@@ -1,24 +1,153 @@
-"""The terminal client behind `council ask` and `council watch`."""
+"""The terminal client behind `council ask` and `council watch`: the deliberation, live.
+
+It folds the event stream with the same pure fold the services use and redraws one row per
+member — status icon, live token count, latency, the error of a failed member — under a header
+per stage; then the aggregate ranking and the final answer. A dropped connection resumes by
+itself from the last seq. Ctrl-C asks whether to cancel the council or detach from it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from typing import TextIO
+
+import httpx
 
 from schemas.api import QueryRequest
-from services.client import CouncilClient, CouncilError
+from schemas.events import CouncilCancelled, CouncilCompleted, CouncilFailed
+from services.client import CouncilClient, CouncilError, StreamItem
+from services.gateway.streaming import ResetEvent
+from services.orchestrator.domain.fold import apply
+from services.orchestrator.domain.state import CouncilState, MemberRun, empty_state
 
-__all__ = ["ask", "watch"]
+__all__ = ["ask", "live_lines", "watch"]
+
+STAGE_TITLES = {1: "Stage 1: first opinions", 2: "Stage 2: peer review", 3: "Stage 3: synthesis"}
+ICONS = {"pending": "○", "generating": "●", "completed": "✓", "failed": "✗", "skipped": "–"}
+BOLD, DIM, RESET, GREEN, RED, YELLOW = "\033[1m", "\033[2m", "\033[0m", "\033[32m", "\033[31m", "\033[33m"
 
 
-def _finish(client: CouncilClient, council_id: str) -> int:
+def _row(run: MemberRun, width: int, color: bool) -> str:
+    icon = ICONS[run.status]
+    if run.status == "completed":
+        detail = f"{run.token_count} tokens  {run.latency_ms or 0} ms"
+        tint = GREEN
+    elif run.status in ("failed", "skipped"):
+        detail = f"Error: {run.error}" if run.status == "failed" else (run.error or "skipped")
+        tint = RED
+    elif run.status == "generating":
+        detail = f"{run.token_count} tokens…"
+        if run.error:
+            detail += f"  (retrying: {run.error})"
+        tint = YELLOW
+    else:
+        detail, tint = "waiting", DIM
+    text = f"  {icon} {run.model.ljust(width)}  {detail}"
+    return f"{tint}{text}{RESET}" if color else text
+
+
+def live_lines(state: CouncilState, color: bool = False, counts: bool = True) -> list[str]:
+    """The live screen for a council's state: a pure function, so it can be tested."""
+    lines: list[str] = []
+    for number in sorted(state.stages):
+        stage = state.stages[number]
+        title = STAGE_TITLES.get(number, f"Stage {number}")
+        done = sum(1 for r in stage.runs.values() if r.finished)
+        header = f"{title}  ({done}/{len(stage.runs)})" if counts else title
+        lines.append(f"{BOLD}{header}{RESET}" if color else header)
+        width = max((len(m) for m in stage.runs), default=10)
+        lines += [_row(stage.runs[m], width, color) for m in stage.members]
+        if number == 2 and state.aggregate:
+            lines.append(
+                "  Aggregate ranking: " + ", ".join(f"{i}. {e.model}" for i, e in enumerate(state.aggregate, 1))
+            )
+    return lines
+
+
+class Screen:
+    """Redraws the live lines in place on a terminal; appends only new lines otherwise."""
+
+    def __init__(self, out: TextIO, interactive: bool) -> None:
+        self.out = out
+        self.interactive = interactive
+        self.drawn = 0
+        self.printed: list[str] = []
+        self.last = 0.0
+
+    def draw(self, lines: list[str], force: bool = False) -> None:
+        if not lines:
+            return
+        if self.interactive:
+            now = time.monotonic()
+            if not force and now - self.last < 0.08:  # ~12 frames a second is plenty
+                return
+            self.last = now
+            if self.drawn:
+                self.out.write(f"\033[{self.drawn}F\033[J")
+            self.out.write("\n".join(lines) + "\n")
+            self.drawn = len(lines)
+        else:
+            # Only settled rows (no live counters), each once, so logs stay readable.
+            settled = [line for line in lines if "…" not in line and "waiting" not in line]
+            for line in settled:
+                if line not in self.printed:
+                    self.printed.append(line)
+                    self.out.write(line + "\n")
+        self.out.flush()
+
+
+def follow(client: CouncilClient, council_id: str, after: int, out: TextIO, plain: bool) -> tuple[int, int]:
+    """Stream a council to the screen; returns (exit code, last seq seen)."""
+    interactive = out.isatty() and not plain
+    screen = Screen(out, interactive)
+    state = empty_state(council_id)
+    last = after
+
+    def reconnecting(seq: int) -> None:
+        print(f"(connection lost; resuming after seq {seq})", file=sys.stderr)
+
+    item: StreamItem | None = None
     try:
-        client.wait(council_id)
-    except CouncilError as exc:
-        print(f"council {council_id}: {exc.title}: {exc.detail}", file=sys.stderr)
-        return 1
-    print(client.get(council_id, "markdown"))
-    return 0
+        for item in client.events(council_id, after, on_reconnect=reconnecting):
+            last = item.seq or last
+            if isinstance(item, ResetEvent):
+                print(f"(reset: {item.data.reason})", file=sys.stderr)
+                continue
+            state = apply(state, item)
+            screen.draw(live_lines(state, interactive, interactive), force=item.__struct_config__.tag != "model.delta")
+    except KeyboardInterrupt:
+        return _interrupted(client, council_id, last), last
+    screen.draw(live_lines(state, interactive, interactive), force=True)
+    if isinstance(item, CouncilCompleted):
+        out.write("\n" + client.get(council_id, "markdown") + "\n")  # the same document GET serves
+        return 0, last
+    if isinstance(item, CouncilFailed | CouncilCancelled):
+        reason = item.data.reason
+        print(f"\ncouncil {council_id} {state.status}: {reason}", file=sys.stderr)
+        return 1, last
+    # A watch that started after the terminal event: show the stored answer.
+    out.write(client.get(council_id, "markdown") + "\n")
+    return 0, last
+
+
+def _interrupted(client: CouncilClient, council_id: str, last: int) -> int:
+    answer = "d"
+    if sys.stdin.isatty():
+        try:
+            answer = input("\nCancel the council [c] or detach and leave it running [d]? ").strip().lower() or "d"
+        except (EOFError, KeyboardInterrupt):
+            answer = "d"
+    if answer.startswith("c"):
+        try:
+            client.cancel(council_id)
+            print(f"cancelling {council_id}", file=sys.stderr)
+        except CouncilError as exc:
+            print(f"could not cancel: {exc.detail}", file=sys.stderr)
+        return 130
+    print(f"detached from {council_id}; resume with: council watch {council_id} --after {last}", file=sys.stderr)
+    return 130
 
 
 def ask(args: argparse.Namespace) -> int:
@@ -35,13 +164,28 @@ def ask(args: argparse.Namespace) -> int:
         except CouncilError as exc:
             print(f"council: {exc.title}: {exc.detail}", file=sys.stderr)
             return 2
+        except httpx.TransportError as exc:
+            print(f"council: cannot reach {client.base_url} ({exc}); is `council up` running?", file=sys.stderr)
+            return 2
         if args.detach:
             print(accepted.council_id)
             return 0
-        print(f"council {accepted.council_id} started", file=sys.stderr)
-        return _finish(client, accepted.council_id)
+        print(f"council {accepted.council_id}", file=sys.stderr)
+        return _follow(client, accepted.council_id, 0, args.plain)
 
 
 def watch(args: argparse.Namespace) -> int:
     with CouncilClient(args.url) as client:
-        return _finish(client, args.council_id)
+        return _follow(client, args.council_id, args.after, args.plain)
+
+
+def _follow(client: CouncilClient, council_id: str, after: int, plain: bool) -> int:
+    try:
+        code, _ = follow(client, council_id, after, sys.stdout, plain)
+    except CouncilError as exc:
+        print(f"council: {exc.title}: {exc.detail}", file=sys.stderr)
+        return 1
+    except httpx.TransportError as exc:
+        print(f"council: cannot reach {client.base_url} ({exc}); is `council up` running?", file=sys.stderr)
+        return 1
+    return code

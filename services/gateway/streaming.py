@@ -17,7 +17,6 @@ import anyio
 import msgspec
 from litestar.response import ServerSentEventMessage
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from schemas.api import CouncilStatus
@@ -106,7 +105,7 @@ async def event_frames(
         while True:
             try:
                 msg = await sub.next_msg(timeout=ping_s)
-            except NatsTimeout:
+            except TimeoutError:  # nats-py raises its own subclass or the bare builtin
                 yield ServerSentEventMessage(data=None, comment="ping")
                 continue
             seq = msg.metadata.sequence.stream

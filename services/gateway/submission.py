@@ -50,7 +50,7 @@ def validate_query(query: QueryRequest, settings: Settings) -> CouncilSubmittedD
     duplicates = sorted({m for m in members if members.count(m) > 1})
     if duplicates:
         raise _invalid(f"duplicate model(s): {', '.join(duplicates)}")
-    chairman = query.chairman or council.chairman
+    chairman = query.chairman if query.chairman is not None else council.chairman
     if not settings.has_model(chairman):
         raise _invalid(f"unknown chairman: {chairman}; see GET /api/v1/models")
     max_tokens = query.max_tokens if query.max_tokens is not None else council.max_tokens

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import NotFoundError
 
@@ -125,7 +124,7 @@ class Runner:
                 await self._slots.acquire()
                 try:
                     msgs = await sub.fetch(1, timeout=1.0)
-                except NatsTimeout:
+                except TimeoutError:  # nats-py raises its own subclass or the bare builtin
                     self._slots.release()
                     continue
                 except BaseException:

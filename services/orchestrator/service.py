@@ -15,7 +15,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
@@ -66,7 +65,7 @@ class Orchestrator:
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(256, timeout=TICK_S)
-                except NatsTimeout:
+                except TimeoutError:  # nats-py raises its own subclass or the bare builtin
                     msgs = []  # idle, not an error
                 for msg in msgs:
                     await self._handle(msg)

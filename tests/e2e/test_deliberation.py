@@ -41,7 +41,9 @@ async def test_orchestrator_killed_mid_deliberation_resumes_without_repeats(
     async with httpx.AsyncClient(base_url=url) as http:
         council_id = (await http.post("/api/v1/council/query", json={"prompt": "Crash me"})).json()["council_id"]
         async with asyncio.timeout(30):
-            while (await http.get(f"/api/v1/council/{council_id}", params={"format": "json"})).json()["stage"] != "peer-review":
+            while (await http.get(f"/api/v1/council/{council_id}", params={"format": "json"})).json()[
+                "stage"
+            ] != "peer-review":
                 await asyncio.sleep(0.05)
     services.kill("orchestrator")  # SIGKILL: no chance to ack or snapshot anything
     await asyncio.sleep(1.5)  # runners keep finishing reviews while nobody orchestrates

@@ -11,15 +11,19 @@ from services.common.embedded import free_port
 from tests.e2e.procs import Services, wait_status
 
 
-async def read_events(url: str, path: str, limit: int | None = None, last_id: str | None = None) -> list[ServerSentEvent]:
+async def read_events(
+    url: str, path: str, limit: int | None = None, last_id: str | None = None
+) -> list[ServerSentEvent]:
     headers = {"Last-Event-ID": last_id} if last_id else {}
     frames: list[ServerSentEvent] = []
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
-        async with aconnect_sse(http, "GET", path, headers=headers) as source:
-            async for sse in source.aiter_sse():
-                frames.append(sse)
-                if limit is not None and len(frames) >= limit:
-                    break
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=60) as http,
+        aconnect_sse(http, "GET", path, headers=headers) as source,
+    ):
+        async for sse in source.aiter_sse():
+            frames.append(sse)
+            if limit is not None and len(frames) >= limit:
+                break
     return frames
 
 

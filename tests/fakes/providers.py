@@ -589,7 +589,7 @@ class FakeProviderServer:
         closes mid-response; returns the count seen, which may be lower after ``within_s``."""
         deadline = time.monotonic() + within_s
         # Polling, not an Event: the count changes on the server's thread and loop.
-        while self.closed_by_client < count and time.monotonic() < deadline:  # noqa: ASYNC110
+        while self.closed_by_client < count and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         return self.closed_by_client
 

@@ -13,7 +13,6 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from schemas.subjects import LOG_STREAM
 from services.common.eventlog import load_state, save_snapshot
 from services.common.jetstream import Topology
-from services.common.settings import Settings
 from tests.conftest import fast_settings, serving
 
 QUERY = "/api/v1/council/query"

@@ -220,7 +220,9 @@ def _complete_stage(ctx: _Ctx, stage: StageState) -> list[Intent]:
         ranking = aggregate(list(_answers(st)), ballots)
         data = StageCompletedData(stage=2, answered=answered, aggregate=ranking)
         done = StageCompleted(council_id=ctx.cid, ts=ctx.ts, data=data)
-        return [ctx.append(done, "s2:completed"), *_start_stage(ctx, 3, [st.chairman])]
+        # The chairman's prompt needs the ranking this very decision computes, not the folded one.
+        ranked = _Ctx(msgspec.structs.replace(st, aggregate=ranking), ctx.catalogue, ctx.now)
+        return [ctx.append(done, "s2:completed"), *_start_stage(ranked, 3, [st.chairman])]
     return _next_chairman(ctx, stage)
 
 

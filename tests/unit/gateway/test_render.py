@@ -8,13 +8,13 @@ from collections.abc import Callable
 from functools import cache
 
 import pytest
+from unit.orchestrator.driver import CHAIRMAN, CID, MEMBERS, PROMPT, CouncilDriver, failure_message, settings
 
 from schemas.codec import decode_as, decode_event, encode
 from schemas.events import CancelRequested, CancelRequestedData, CouncilCompleted
 from schemas.result import CouncilResult
 from services.gateway.render import progress_line, render_markdown, render_text, stage_name, status_view
 from services.orchestrator.domain.state import CouncilState
-from unit.orchestrator.driver import CHAIRMAN, CID, MEMBERS, PROMPT, CouncilDriver, failure_message, settings
 
 NAMES = {m.id: m.label for m in settings().models}
 SCRIPTS: dict[str, dict[str, object]] = {
@@ -158,9 +158,7 @@ def test_the_json_result_round_trips_through_the_codec(script: str) -> None:
 @pytest.mark.parametrize(
     ("until", "script", "stage", "progress"),
     [
-        pytest.param(
-            lambda s: s.started, {}, "first-opinions", "0/4 models answered", id="nothing-answered"
-        ),
+        pytest.param(lambda s: s.started, {}, "first-opinions", "0/4 models answered", id="nothing-answered"),
         pytest.param(
             lambda s: s.stage == 1 and len(s.stages[1].answered()) == 2,
             {},

@@ -6,8 +6,8 @@ import string
 
 import pytest
 
-from services.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
 from schemas.result import AggregateEntry
+from services.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
 
 CID = "council_20250101_1200_abcdef1234"
 FIVE = ["m/one", "m/two", "m/three", "m/four", "m/five"]
@@ -71,10 +71,19 @@ ABC = ["A", "B", "C"]
 @pytest.mark.parametrize(
     ("text", "labels", "method"),
     [
-        pytest.param(fenced('{"ranking": ["Response B", "Response C", "Response A"]}'), ["B", "C", "A"], "json", id="fenced-response-items"),
-        pytest.param('Some words.\n```\n{"ranking": ["C", "A", "B"]}\n```', ["C", "A", "B"], "json", id="fence-without-language"),
+        pytest.param(
+            fenced('{"ranking": ["Response B", "Response C", "Response A"]}'),
+            ["B", "C", "A"],
+            "json",
+            id="fenced-response-items",
+        ),
+        pytest.param(
+            'Some words.\n```\n{"ranking": ["C", "A", "B"]}\n```', ["C", "A", "B"], "json", id="fence-without-language"
+        ),
         pytest.param('Overall: {"ranking": ["A", "C", "B"]} is my view.', ["A", "C", "B"], "json", id="bare-object"),
-        pytest.param(fenced('{"ranking": ["c", "response a", "Answer B"]}'), ["C", "A", "B"], "json", id="case-and-answer-prefix"),
+        pytest.param(
+            fenced('{"ranking": ["c", "response a", "Answer B"]}'), ["C", "A", "B"], "json", id="case-and-answer-prefix"
+        ),
         pytest.param(fenced('{"ranking": ["B"]}'), ["B"], "json", id="partial-ranking"),
         pytest.param(
             fenced('{"ranking": ["A", "B", "C"]}') + "\nOn reflection:\n" + fenced('{"ranking": ["C", "B", "A"]}'),
@@ -112,7 +121,12 @@ ABC = ["A", "B", "C"]
             "fallback",
             id="final-ranking-only-after-marker",
         ),
-        pytest.param('```json\n{"ranking": "A > B"}\n```\nFINAL RANKING:\n1. Response A\n2. Response B', ["A", "B"], "fallback", id="json-without-list-falls-back"),
+        pytest.param(
+            '```json\n{"ranking": "A > B"}\n```\nFINAL RANKING:\n1. Response A\n2. Response B',
+            ["A", "B"],
+            "fallback",
+            id="json-without-list-falls-back",
+        ),
     ],
 )
 def test_ranking_is_read_from_the_review(text: str, labels: list[str], method: str) -> None:
@@ -143,9 +157,8 @@ def test_unreadable_ranking_is_method_none(text: str) -> None:
 
 def test_last_json_block_wins_even_when_it_holds_a_nested_object() -> None:
     # The reviewer's final word is the fenced block at the end; an earlier draft must not win.
-    text = (
-        'Draft: {"ranking": ["Response A", "Response B", "Response C"]}\n'
-        "Final:\n" + fenced('{"ranking": ["Response C", "Response B", "Response A"], "scores": {"A": 5, "B": 7, "C": 9}}')
+    text = 'Draft: {"ranking": ["Response A", "Response B", "Response C"]}\nFinal:\n' + fenced(
+        '{"ranking": ["Response C", "Response B", "Response A"], "scores": {"A": 5, "B": 7, "C": 9}}'
     )
     assert parse_ranking(text, ABC).labels == ["C", "B", "A"]
 
@@ -153,7 +166,9 @@ def test_last_json_block_wins_even_when_it_holds_a_nested_object() -> None:
 def test_final_ranking_fallback_reads_the_whole_list_after_text_with_sharp_s() -> None:
     # "ß".upper() is "SS": the marker must be located in the original text, not the upper-cased one.
     text = "Die Straße ist lang. " * 30 + "FINAL RANKING:\n1. Response B\n2. Response A\n3. Response C\n"
-    assert parse_ranking(text, ABC) == parse_ranking("FINAL RANKING:\n1. Response B\n2. Response A\n3. Response C\n", ABC)
+    assert parse_ranking(text, ABC) == parse_ranking(
+        "FINAL RANKING:\n1. Response B\n2. Response A\n3. Response C\n", ABC
+    )
     assert parse_ranking(text, ABC).labels == ["B", "A", "C"]
 
 

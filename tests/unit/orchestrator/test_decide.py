@@ -8,6 +8,17 @@ from typing import TypeVar
 
 import pytest
 from msgspec.structs import replace
+from unit.orchestrator.driver import (
+    CHAIRMAN,
+    CID,
+    MEMBERS,
+    PROMPT,
+    T0,
+    CouncilDriver,
+    catalogue,
+    failure_message,
+    run_council,
+)
 
 from schemas.events import (
     AnyEvent,
@@ -33,17 +44,6 @@ from services.orchestrator.domain.ballots import aggregate, assign_labels
 from services.orchestrator.domain.decide import Append, Dispatch, decide, job_id
 from services.orchestrator.domain.fold import fold
 from services.orchestrator.domain.state import CouncilState
-from unit.orchestrator.driver import (
-    CHAIRMAN,
-    CID,
-    MEMBERS,
-    PROMPT,
-    T0,
-    CouncilDriver,
-    catalogue,
-    failure_message,
-    run_council,
-)
 
 E = TypeVar("E")
 

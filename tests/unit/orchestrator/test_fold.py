@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import get_args
+from itertools import pairwise
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
+from unit.orchestrator.driver import CHAIRMAN, CID, MEMBERS, CouncilDriver, run_council
 
 from schemas.events import (
     AnyEvent,
@@ -31,9 +33,8 @@ from schemas.events import (
 )
 from services.orchestrator.domain.fold import MUTATORS, apply, fold
 from services.orchestrator.domain.state import CouncilState
-from unit.orchestrator.driver import CHAIRMAN, CID, MEMBERS, CouncilDriver, run_council
 
-SCRIPTS: dict[str, dict[str, object]] = {
+SCRIPTS: dict[str, dict[str, Any]] = {
     "happy": {},
     "member-fails": {"fail": {1: {MEMBERS[1]}}},
     "chairman-fallback": {"fail": {3: {CHAIRMAN}}},
@@ -76,7 +77,7 @@ def test_folding_in_any_chunks_equals_folding_whole(script: str, cuts: list[int]
     log = log_of(script)
     bounds = sorted({min(c, len(log)) for c in cuts} | {0, len(log)})
     state: CouncilState | None = None
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in pairwise(bounds):
         state = fold(log[start:end], state, council_id=CID)
     assert state == fold(log)
 
@@ -125,7 +126,9 @@ def test_a_second_completion_for_the_same_stage_and_member_changes_nothing() -> 
     first = driver.log[-1]
     assert isinstance(first, ModelCompleted)
     before = driver.state
-    data = replace(first.data, text="a different answer", latency_ms=1, usage=replace(first.data.usage, prompt_tokens=999))
+    data = replace(
+        first.data, text="a different answer", latency_ms=1, usage=replace(first.data.usage, prompt_tokens=999)
+    )
     driver.append(ModelCompleted(council_id=CID, ts=driver.ts, data=data))
     after = driver.state
     assert after.stages == before.stages
@@ -135,7 +138,9 @@ def test_a_second_completion_for_the_same_stage_and_member_changes_nothing() -> 
 @pytest.mark.parametrize(
     "terminal",
     [
-        pytest.param(CouncilFailed(council_id=CID, ts="", data=CouncilFailedData(kind="internal", reason="x")), id="failed"),
+        pytest.param(
+            CouncilFailed(council_id=CID, ts="", data=CouncilFailedData(kind="internal", reason="x")), id="failed"
+        ),
         pytest.param(CouncilCancelled(council_id=CID, ts="", data=CouncilCancelledData(reason="x")), id="cancelled"),
         pytest.param(CancelRequested(council_id=CID, ts="", data=CancelRequestedData()), id="cancel-requested"),
         pytest.param(
@@ -180,7 +185,9 @@ def test_a_failure_that_will_be_retried_leaves_the_member_unfinished() -> None:
     driver, _ = running_state()
     job = driver.job_for(1, MEMBERS[2])
     driver.start(job)
-    data = ModelFailedData(stage=1, model=MEMBERS[2], attempt=1, kind="rate_limited", message="slow down", retrying=True)
+    data = ModelFailedData(
+        stage=1, model=MEMBERS[2], attempt=1, kind="rate_limited", message="slow down", retrying=True
+    )
     event(driver, ModelFailed, data)
     run = driver.state.stages[1].runs[MEMBERS[2]]
     assert (run.status, run.finished, run.error_kind, run.error) == ("generating", False, "rate_limited", "slow down")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from unit.orchestrator.driver import CHAIRMAN, MEMBERS, PROMPT, CouncilDriver, catalogue
 
 from schemas.events import ModelCompleted
 from schemas.result import AggregateEntry
 from services.orchestrator.domain.fold import fold
 from services.orchestrator.domain.prompts import chairman_messages, first_opinion_messages, review_messages
-from unit.orchestrator.driver import CHAIRMAN, MEMBERS, PROMPT, CouncilDriver, catalogue
 
 PERSONA = "You are Atlas, a pragmatic engineer."
 ANSWERS = {"A": "Use the borrow checker early.", "B": "Read the book first.", "C": "Build small projects."}
@@ -90,9 +90,7 @@ def test_stage_one_jobs_use_each_members_persona() -> None:
 @pytest.mark.parametrize("reviewer", MEMBERS)
 def test_a_review_job_never_contains_the_reviewers_own_answer(reviewer: str) -> None:
     driver = run()
-    answers = {
-        e.data.model: e.data.text for e in driver.log if isinstance(e, ModelCompleted) and e.data.stage == 1
-    }
+    answers = {e.data.model: e.data.text for e in driver.log if isinstance(e, ModelCompleted) and e.data.stage == 1}
     job = driver.job_for(2, reviewer)
     body = "\n".join(m.content for m in job.messages)
     assert answers[reviewer] not in body
