@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -58,11 +58,13 @@ def settings(nats_url: str) -> Settings:
     return fast_settings(nats_url)
 
 
-@pytest.fixture
-async def council_services(topology: Topology, settings: Settings) -> AsyncIterator[None]:
-    """Orchestrator and one runner as tasks in this loop, stopped and awaited after the test."""
+@asynccontextmanager
+async def running_council(
+    topology: Topology, settings: Settings, env: Mapping[str, str] | None = None
+) -> AsyncIterator[None]:
+    """Orchestrator and one runner as tasks in this loop, stopped and awaited on exit."""
     stop = asyncio.Event()
-    providers = {name: build_provider(spec, {}) for name, spec in settings.providers.items()}
+    providers = {name: build_provider(spec, env or {}) for name, spec in settings.providers.items()}
     tasks = [
         asyncio.create_task(Orchestrator(topology, settings).run(stop)),
         asyncio.create_task(Runner(topology, settings, providers).run(stop)),
@@ -72,6 +74,14 @@ async def council_services(topology: Topology, settings: Settings) -> AsyncItera
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=15)
+        for provider in providers.values():
+            await provider.aclose()
+
+
+@pytest.fixture
+async def council_services(topology: Topology, settings: Settings) -> AsyncIterator[None]:
+    async with running_council(topology, settings):
+        yield
 
 
 @asynccontextmanager

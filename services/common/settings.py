@@ -79,7 +79,20 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     delta_window_ms: int = 50
     delta_max_tokens: int = 32
     ack_wait_s: float = 30.0
-    max_attempts: int = 3
+    max_attempts: int = 3  # per delivered job: the first call plus retries of retryable failures
+    retry_base_s: float = 0.5  # exponential backoff with full jitter: base × 2^(retry-1), capped
+    retry_cap_s: float = 20.0
+
+
+class StageDeadline(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    deadline_s: float = 180.0  # past this, with a quorum of answers, stragglers are skipped
+    quorum: int = 2  # answers needed to move on at the deadline (capped at the stage's size)
+    hard_limit_s: float = 600.0  # past this the stage moves on with whoever answered
+
+
+class StageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    first_opinions: StageDeadline = StageDeadline()
+    peer_review: StageDeadline = StageDeadline()
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -94,6 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     models: list[ModelSpec]
     runner: RunnerSettings = RunnerSettings()
     gateway: GatewaySettings = GatewaySettings()
+    stages: StageSettings = StageSettings()
     nats_url: str = "nats://127.0.0.1:4222"
     replicas: int = 1
     source: str = ""
@@ -125,6 +139,12 @@ def _check(settings: Settings) -> Settings:
     for name, provider in settings.providers.items():
         if provider.kind != "simulated" and not provider.base_url:
             raise ConfigError(f"providers.{name}.base_url: required for kind {provider.kind!r}")
+    for name in ("first_opinions", "peer_review"):
+        rule: StageDeadline = getattr(settings.stages, name)
+        if rule.quorum < 1:
+            raise ConfigError(f"stages.{name}.quorum: must be at least 1")
+        if not 0 < rule.deadline_s <= rule.hard_limit_s:
+            raise ConfigError(f"stages.{name}.deadline_s: must be positive and at most hard_limit_s")
     council = settings.council
     if not council.members:
         raise ConfigError("council.members: needs at least one model")

@@ -27,9 +27,9 @@ from schemas.events import (
     ModelDeltaData,
     ModelFailed,
     ModelFailedData,
+    ModelSkipped,
     ModelStarted,
     ModelStartedData,
-    SkipRequested,
 )
 from schemas.ids import slug
 from schemas.jobs import Job
@@ -93,7 +93,7 @@ class Runner:
         nc = self._top.nc
         watches = [
             await nc.subscribe(log_filter_for_type("council.cancel_requested"), cb=self._on_control),
-            await nc.subscribe(log_filter_for_type("council.skip_requested"), cb=self._on_control),
+            await nc.subscribe(log_filter_for_type("model.skipped"), cb=self._on_control),
         ]
         pullers = [asyncio.create_task(self._pull(pool, stop)) for pool in self._pools]
         log.info("runner pulling pools %s", ", ".join(self._pools))
@@ -150,9 +150,8 @@ class Runner:
         if isinstance(event, CancelRequested):
             self._cancelled.add(event.council_id)
             keys = [k for k in self._active if k[0] == event.council_id]
-        elif isinstance(event, SkipRequested):
+        elif isinstance(event, ModelSkipped):
             keys = [(event.council_id, event.data.stage, event.data.model)]
-            self._aborted.add(keys[0])
         else:
             return
         for key in keys:
@@ -216,7 +215,8 @@ class Runner:
                 await self._failed(job, attempt, err, retrying=again)
                 if not again:
                     return
-                await asyncio.sleep(backoff_s(retry, err.retry_after_s, self._rng))
+                r = self._settings.runner
+                await asyncio.sleep(backoff_s(retry, err.retry_after_s, self._rng, r.retry_base_s, r.retry_cap_s))
 
     async def _failed(self, job: Job, attempt: int, err: ProviderError, *, retrying: bool) -> None:
         data = ModelFailedData(

@@ -23,7 +23,7 @@ from schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject
 from services.common.eventlog import MSG_ID, append, load_state, read_events, save_snapshot
 from services.common.jetstream import Topology
 from services.common.settings import Settings
-from services.orchestrator.domain.decide import Append, Catalogue, Dispatch, Intent, decide
+from services.orchestrator.domain.decide import Append, Catalogue, Deadline, Dispatch, Intent, decide
 from services.orchestrator.domain.fold import apply
 from services.orchestrator.domain.state import CouncilState
 
@@ -44,7 +44,14 @@ class Orchestrator:
         self._top = topology
         self._settings = settings
         self._clock = clock
-        self._catalogue = Catalogue(personas={m.id: m.system_prompt for m in settings.models})
+        stages = settings.stages
+        self._catalogue = Catalogue(
+            personas={m.id: m.system_prompt for m in settings.models},
+            deadlines={
+                n: Deadline(deadline_s=rule.deadline_s, quorum=rule.quorum, hard_limit_s=rule.hard_limit_s)
+                for n, rule in ((1, stages.first_opinions), (2, stages.peer_review))
+            },
+        )
         self._councils: dict[str, CouncilState] = {}
         self._sent: dict[str, set[str]] = {}
 
@@ -62,6 +69,8 @@ class Orchestrator:
         try:
             await self._recover()
             log.info("orchestrator consuming %s", LOG_STREAM)
+            loop = asyncio.get_running_loop()
+            last_tick = loop.time()
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(256, timeout=TICK_S)
@@ -69,7 +78,8 @@ class Orchestrator:
                     msgs = []  # idle, not an error
                 for msg in msgs:
                     await self._handle(msg)
-                if not msgs:
+                if loop.time() - last_tick >= TICK_S:  # deadlines pass even while the log is busy
+                    last_tick = loop.time()
                     await self._tick()
         finally:
             await sub.unsubscribe()

@@ -42,7 +42,7 @@ from services.orchestrator.domain.clock import iso, millis_between
 from services.orchestrator.domain.result import build_result
 from services.orchestrator.domain.state import CouncilState, StageState
 
-__all__ = ["Append", "Catalogue", "Dispatch", "Intent", "decide", "job_id"]
+__all__ = ["Append", "Catalogue", "Deadline", "Dispatch", "Intent", "decide", "job_id"]
 
 
 class Append(msgspec.Struct, frozen=True):
@@ -61,10 +61,23 @@ class Dispatch(msgspec.Struct, frozen=True):
 Intent = Append | Dispatch
 
 
+class Deadline(msgspec.Struct, frozen=True, kw_only=True):
+    """When to stop waiting for a stage's stragglers.
+
+    Past ``deadline_s`` with at least ``quorum`` answers, the stragglers are skipped; without the
+    quorum the stage waits until ``hard_limit_s`` and then goes on with whoever answered.
+    """
+
+    deadline_s: float
+    quorum: int
+    hard_limit_s: float
+
+
 class Catalogue(msgspec.Struct, frozen=True, kw_only=True):
-    """What decide needs to know about the configured models."""
+    """What decide needs to know about the configured models and stages."""
 
     personas: dict[str, str] = {}  # model id -> system prompt / personality
+    deadlines: dict[int, Deadline] = {}  # stage number -> its deadline
 
 
 def job_id(council_id: str, stage: int, model: str) -> str:
@@ -173,15 +186,31 @@ def _progress(ctx: _Ctx, stage: StageState) -> list[Intent]:
     return [ctx.append(event, f"s{stage.stage}:progress:{len(done) + len(failed)}")]
 
 
+def _skip(ctx: _Ctx, stage: StageState, model: str, reason: str) -> Append:
+    data = ModelSkippedData(stage=stage.stage, model=model, reason=reason)
+    event = ModelSkipped(council_id=ctx.cid, ts=ctx.ts, data=data)
+    return ctx.append(event, f"s{stage.stage}:skipped:{member_token(model)}")
+
+
 def _skips(ctx: _Ctx, stage: StageState) -> list[Intent]:
-    out: list[Intent] = []
-    for skip_stage, model in ctx.state.skip_requests:
-        run = stage.runs.get(model)
-        if skip_stage == stage.stage and run is not None and not run.finished:
-            data = ModelSkippedData(stage=stage.stage, model=model, reason="requested")
-            event = ModelSkipped(council_id=ctx.cid, ts=ctx.ts, data=data)
-            out.append(ctx.append(event, f"s{stage.stage}:skipped:{member_token(model)}"))
-    return out
+    requested = {model for n, model in ctx.state.skip_requests if n == stage.stage}
+    out: list[Intent] = [
+        _skip(ctx, stage, m, "requested") for m in stage.members if m in requested and not stage.runs[m].finished
+    ]
+    deadline = ctx.catalogue.deadlines.get(stage.stage)
+    if deadline is None or stage.finished:
+        return out
+    elapsed_s = millis_between(stage.started_at, ctx.ts) / 1000
+    quorum = min(deadline.quorum, len(stage.members))
+    if elapsed_s >= deadline.hard_limit_s:
+        reason = "hard_limit"
+    elif elapsed_s >= deadline.deadline_s and len(stage.answered()) >= quorum:
+        reason = "deadline"
+    else:
+        return out
+    return out + [
+        _skip(ctx, stage, m, reason) for m in stage.members if m not in requested and not stage.runs[m].finished
+    ]
 
 
 def _reviews_to_parse(ctx: _Ctx, stage: StageState) -> list[Intent]:

@@ -1,0 +1,92 @@
+"""The benchmark's HTTP side: submit councils, follow their SSE streams, record what arrives.
+
+``follow`` reads ``GET /api/v1/council/{id}/events`` with httpx + httpx_sse until the terminal
+event and records, per stream: events, deltas, tokens (the last cumulative ``token_count`` of
+every member's attempt), and — for stamped runs — each token's latency ``receive − emit`` in ns.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import msgspec
+from httpx_sse import aconnect_sse
+
+from bench.stamped import stamps_in
+
+__all__ = ["TERMINAL", "Followed", "follow", "new_client", "submit"]
+
+TERMINAL = frozenset({"council.completed", "council.failed", "council.cancelled"})
+
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+@dataclass
+class Followed:
+    """What one SSE client saw of one council."""
+
+    council_id: str
+    opened_ns: int = 0
+    first_ns: int = 0
+    last_ns: int = 0
+    events: int = 0
+    deltas: int = 0
+    terminal: str | None = None
+    token_counts: dict[tuple[int, str, int], int] = field(default_factory=dict)
+    latencies_ns: list[int] = field(default_factory=list)
+    early_tokens: int = 0  # emitted before the stream was open: excluded from latency
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.token_counts.values())
+
+    def take(self, kind: str, data: str, now_ns: int, stamped: bool) -> None:
+        self.events += 1
+        self.first_ns = self.first_ns or now_ns
+        self.last_ns = now_ns
+        if kind in TERMINAL:
+            self.terminal = kind
+        if kind != "model.delta":
+            return
+        self.deltas += 1
+        body = _decode(data)["data"]
+        self.token_counts[(body["stage"], body["model"], body["attempt"])] = body["token_count"]
+        if stamped:
+            for emitted in stamps_in(body["text"]):
+                if emitted < self.opened_ns:
+                    self.early_tokens += 1
+                else:
+                    self.latencies_ns.append(now_ns - emitted)
+
+
+def new_client(url: str, connections: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections + 8, max_keepalive_connections=connections + 8)
+    return httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(120.0, connect=10.0), limits=limits)
+
+
+async def submit(http: httpx.AsyncClient, prompt: str, max_tokens: int | None = None) -> str:
+    body: dict[str, object] = {"prompt": prompt}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    response = await http.post("/api/v1/council/query", json=body)
+    response.raise_for_status()
+    council_id: str = response.json()["council_id"]
+    return council_id
+
+
+async def follow(http: httpx.AsyncClient, council_id: str, *, stamped: bool = False) -> Followed:
+    """Read the council's stream from the start to its terminal event."""
+    seen = Followed(council_id)
+    async with aconnect_sse(http, "GET", f"/api/v1/council/{council_id}/events") as source:
+        source.response.raise_for_status()
+        seen.opened_ns = time.time_ns()
+        async for sse in source.aiter_sse():
+            if not sse.event or sse.event == "message":
+                continue  # comments and data-less frames
+            seen.take(sse.event, sse.data, time.time_ns(), stamped)
+            if seen.terminal is not None:
+                break
+    return seen

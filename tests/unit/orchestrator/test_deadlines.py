@@ -1,0 +1,89 @@
+"""Stage deadlines with quorum: stragglers are skipped, a stage without quorum waits for its hard limit."""
+
+from __future__ import annotations
+
+from schemas.events import ModelSkipped
+from services.orchestrator.domain.decide import Catalogue, Deadline
+from unit.orchestrator.driver import CHAIRMAN, MEMBERS, CouncilDriver, catalogue
+
+STRAGGLER = MEMBERS[3]
+
+
+def with_deadline(quorum: int, deadline_s: float = 60, hard_limit_s: float = 300) -> Catalogue:
+    rule = Deadline(deadline_s=deadline_s, quorum=quorum, hard_limit_s=hard_limit_s)
+    return Catalogue(personas=catalogue().personas, deadlines={1: rule, 2: rule})
+
+
+def skipped(driver: CouncilDriver) -> list[tuple[int, str, str]]:
+    return [(e.data.stage, e.data.model, e.data.reason) for e in driver.log if isinstance(e, ModelSkipped)]
+
+
+def stalled_at_stage_one(quorum: int, held: list[str], **rule: float) -> CouncilDriver:
+    driver = CouncilDriver(hold=[(1, m) for m in held], catalogue_=with_deadline(quorum, **rule))
+    driver.run()  # runs everything it can; the held members keep generating
+    assert driver.state.stage == 1 and not driver.state.terminal
+    return driver
+
+
+def test_nothing_is_skipped_before_the_deadline() -> None:
+    driver = stalled_at_stage_one(quorum=2, held=[STRAGGLER])
+    driver.tick(59_000)
+    driver.settle()
+    assert skipped(driver) == []
+
+
+def test_stragglers_are_skipped_at_the_deadline_once_quorum_is_met() -> None:
+    driver = stalled_at_stage_one(quorum=3, held=[STRAGGLER])
+    driver.tick(61_000)
+    driver.settle()
+    assert skipped(driver) == [(1, STRAGGLER, "deadline")]
+    assert driver.state.stage == 2
+    assert STRAGGLER not in driver.state.stages[2].members
+
+
+def test_without_quorum_the_stage_waits_past_the_deadline_until_the_hard_limit() -> None:
+    driver = stalled_at_stage_one(quorum=3, held=list(MEMBERS[1:]))  # only one answer
+    driver.tick(61_000)
+    driver.settle()
+    assert skipped(driver) == []
+    driver.tick(240_000)
+    driver.settle()
+    assert sorted(skipped(driver)) == sorted((1, m, "hard_limit") for m in MEMBERS[1:])
+    # One answer is not enough to review, but the council goes on to a synthesis.
+    state = driver.state
+    assert state.stages[2].members == () and state.stage == 3
+
+
+def test_a_stage_with_no_answers_at_the_hard_limit_fails_the_council() -> None:
+    driver = stalled_at_stage_one(quorum=1, held=list(MEMBERS))
+    driver.tick(301_000)
+    driver.settle()
+    state = driver.state
+    assert state.status == "failed" and state.failure_kind == "no_answers"
+    assert all(m in (state.failure or "") for m in MEMBERS)
+
+
+def test_quorum_is_capped_at_the_stage_size() -> None:
+    driver = CouncilDriver(
+        members=MEMBERS[:2], chairman=CHAIRMAN, hold=[(1, MEMBERS[1])], catalogue_=with_deadline(quorum=5)
+    )
+    driver.run()
+    driver.tick(61_000)
+    driver.settle()
+    assert skipped(driver) == []  # 1 answer < min(5, 2): wait for the hard limit
+    driver.tick(240_000)
+    driver.settle()
+    assert skipped(driver) == [(1, MEMBERS[1], "hard_limit")]
+
+
+def test_peer_review_stragglers_are_skipped_too() -> None:
+    driver = CouncilDriver(hold=[(2, STRAGGLER)], catalogue_=with_deadline(quorum=2))
+    driver.run()
+    assert driver.state.stage == 2
+    driver.tick(61_000)
+    driver.run()
+    assert skipped(driver) == [(2, STRAGGLER, "deadline")]
+    assert driver.state.status == "completed"
+    result = driver.state.result
+    assert result is not None and STRAGGLER not in result.stage2.reviews
+    assert result.stage2.failed == {STRAGGLER: "skipped (deadline)"}
