@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from unit.orchestrator.driver import CHAIRMAN, MEMBERS, CouncilDriver, catalogue
+
 from schemas.events import ModelSkipped
 from services.orchestrator.domain.decide import Catalogue, Deadline
-from unit.orchestrator.driver import CHAIRMAN, MEMBERS, CouncilDriver, catalogue
 
 STRAGGLER = MEMBERS[3]
 

@@ -1,0 +1,90 @@
+"""The command line as a user runs it: `council up`, `council ask`, `council watch`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from services.common.embedded import free_port
+from tests.e2e.procs import Services, wait_ready, write_config
+
+
+def council(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_council_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
+    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
+    log = (tmp_path / "up.log").open("w")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, up, tmp_path / "up.log", timeout=60)
+        asked = council("ask", "--url", url, "--plain", "What is the best way to learn Rust?", env=env)
+        assert asked.returncode == 0, asked.stderr
+        assert "# Final Answer" in asked.stdout and "Synthesized conclusion" in asked.stdout
+        assert "✓ simulated/atlas" in asked.stdout  # the live rows, printed once each when not a terminal
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(timeout=30)
+        log.close()
+    output = (tmp_path / "up.log").read_text()
+    assert f"council is up at {url}" in output
+    assert code == 0 and "council: stopped" in output
+    assert "Traceback" not in output
+    assert (tmp_path / "data" / "nats" / "jetstream").is_dir()  # the log lives in the data dir
+
+
+def test_ask_detach_then_watch_from_a_seq(services: Services) -> None:
+    url = services.start_gateway()
+    services.start("orchestrator", "orchestrator")
+    services.start("runner", "runner")
+    detached = council("ask", "--url", url, "--detach", "Detach me")
+    assert detached.returncode == 0, detached.stderr
+    council_id = detached.stdout.strip()
+    assert council_id.startswith("council_")
+    watched = council("watch", council_id, "--url", url, "--plain")
+    assert watched.returncode == 0 and "# Final Answer" in watched.stdout
+    frames = httpx.get(f"{url}/api/v1/council/{council_id}/events", timeout=30).text
+    last_stage1 = [line for line in frames.splitlines() if line.startswith("id: ")][5][4:]
+    resumed = council("watch", council_id, "--url", url, "--plain", "--after", last_stage1)
+    assert resumed.returncode == 0 and "# Final Answer" in resumed.stdout
+
+
+def test_ask_explains_bad_input_and_an_absent_server(services: Services) -> None:
+    url = services.start_gateway()
+    bad = council("ask", "--url", url, "--models", "nope/model", "hi")
+    assert bad.returncode == 2 and "nope/model" in bad.stderr and "Traceback" not in bad.stderr
+    gone = council("ask", "--url", f"http://127.0.0.1:{free_port()}", "hi")
+    assert gone.returncode == 2 and "cannot reach" in gone.stderr and "Traceback" not in gone.stderr
+
+
+def test_a_bad_config_fails_at_start_naming_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        write_config(tmp_path).read_text().replace('chairman = "simulated/sage"', 'chairman = "who/else"')
+    )
+    env = {**os.environ, "COUNCIL_CONFIG": str(config), "NATS_URL": "nats://127.0.0.1:1"}
+    started = time.monotonic()
+    result = council("orchestrator", env=env, timeout=30)
+    assert result.returncode == 2 and "council.chairman" in result.stderr and "who/else" in result.stderr
+    assert time.monotonic() - started < 30
+    typed = tmp_path / "typed.toml"
+    typed.write_text(write_config(tmp_path).read_text().replace("max_tokens = 400", 'max_tokens = "many"'))
+    result = council("gateway", env={**env, "COUNCIL_CONFIG": str(typed)}, timeout=30)
+    assert result.returncode == 2 and "$.council.max_tokens" in result.stderr
