@@ -1,0 +1,49 @@
+"""The deployment files name real commands and a catalogue that loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.cli import build_parser
+from services.common.settings import load_settings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+COMMANDS = {"gateway", "orchestrator", "runner"}
+
+
+def containers() -> list[tuple[str, list[str]]]:
+    found = []
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            spec = (doc or {}).get("spec", {}).get("template", {}).get("spec", {})
+            found += [(f"{path.name}:{c['name']}", c.get("args", [])) for c in spec.get("containers", [])]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    found += [(f"compose:{name}", svc["command"]) for name, svc in compose["services"].items() if name != "nats"]
+    return found
+
+
+@pytest.mark.parametrize(("where", "args"), [c for c in containers() if c[1] and c[1][0] in COMMANDS])
+def test_every_service_command_parses_with_the_cli(where: str, args: list[str]) -> None:
+    parsed = build_parser().parse_args(args)
+    assert parsed.command in COMMANDS, where
+
+
+def test_each_service_role_is_deployed() -> None:
+    roles = {args[0] for _, args in containers() if args}
+    assert COMMANDS <= roles
+
+
+def test_the_kubernetes_catalogue_loads() -> None:
+    settings = load_settings({"COUNCIL_CONFIG": str(DEPLOY / "k8s" / "council.toml")})
+    assert settings.replicas == 3
+    assert all(p.api_key_env for p in settings.providers.values() if p.kind != "simulated")
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    present = {p.name for p in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == present
