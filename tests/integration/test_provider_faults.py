@@ -256,7 +256,9 @@ async def test_cancel_stops_streaming_runners_and_nothing_follows_the_cancellati
         fake.script(model, tokens=["word "] * 200, token_delay_s=0.05)
     settings = council_settings(nats_url, fake)
     async with council(topology, settings, fake) as council_id:
-        await until(topology, council_id, lambda s: 1 in s.stages and s.stages[1].runs["alpha"].token_count > 0)
+        await until(
+            topology, council_id, lambda s: 1 in s.stages and all(r.token_count > 0 for r in s.stages[1].runs.values())
+        )  # every member is mid-stream
         cancel = CancelRequested(council_id=council_id, ts=now(), data=CancelRequestedData())
         await append(topology.js, cancel, f"{council_id}:cancel_requested")
         state = await finished(topology, council_id)
