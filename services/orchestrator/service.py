@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -33,6 +34,8 @@ log = logging.getLogger("council.orchestrator")
 
 DURABLE = "orchestrator"
 TICK_S = 1.0
+SNAPSHOT_EVERY = 500  # events: keeps a GET of a long council from re-reading its whole log
+FINISHED_MEMORY = 10_000  # finished councils remembered, so late deltas don't trigger a rebuild
 
 
 def utcnow() -> datetime:
@@ -54,6 +57,8 @@ class Orchestrator:
         )
         self._councils: dict[str, CouncilState] = {}
         self._sent: dict[str, set[str]] = {}
+        self._snapshot_at: dict[str, int] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
 
     async def run(self, stop: asyncio.Event) -> None:
         js = self._top.js
@@ -114,6 +119,9 @@ class Orchestrator:
             log.error("terminating unreadable log message seq=%d: %s", seq, exc)
             await msg.term()
             return
+        if event.council_id in self._finished:
+            await msg.ack()  # e.g. a delta a runner was flushing when the council was cancelled
+            return
         try:
             state = self._councils.get(event.council_id)
             if state is None:
@@ -144,6 +152,13 @@ class Orchestrator:
             await save_snapshot(self._top.views, state)
             self._councils.pop(cid, None)
             self._sent.pop(cid, None)
+            self._snapshot_at.pop(cid, None)
+            self._finished[cid] = None
+            if len(self._finished) > FINISHED_MEMORY:
+                self._finished.popitem(last=False)
+        elif state.last_seq - self._snapshot_at.get(cid, 0) >= SNAPSHOT_EVERY:
+            await save_snapshot(self._top.views, state)
+            self._snapshot_at[cid] = state.last_seq
 
     async def _execute(self, intent: Intent) -> None:
         if isinstance(intent, Append):

@@ -180,8 +180,9 @@ async def test_retries_are_bounded_then_the_council_goes_on_without_the_member(
     ("status", "kind"), [(401, "auth_failed"), (403, "auth_failed"), (400, "bad_request"), (404, "not_found")]
 )
 async def test_a_permanent_fault_fails_at_once_with_the_providers_words_and_no_key(
-    fake_openai: FakeProviderServer, topology: Topology, nats_url: str, status: int, kind: str
+    fake: FakeProviderServer, topology: Topology, nats_url: str, status: int, kind: str
 ) -> None:
+    fake_openai = fake  # every wire format
     fake_openai.script("bravo", status=status, error_message=f"nope {fake_openai.api_key}")
     settings = council_settings(nats_url, fake_openai)
     async with council(topology, settings, fake_openai) as council_id:
