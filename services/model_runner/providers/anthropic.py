@@ -9,12 +9,11 @@ merges them and reports once, just before ``Finish``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-
 import msgspec
+from httpx_sse import ServerSentEvent
 
 from schemas.jobs import Job
-from services.common.settings import ModelSpec, ProviderSpec
+from services.common.settings import ModelSpec
 from services.model_runner.providers.base import (
     Finish,
     ProviderError,
@@ -24,11 +23,8 @@ from services.model_runner.providers.base import (
 )
 from services.model_runner.providers.http_errors import (
     error_from_status,
-    new_client,
-    open_event_stream,
-    request_timeout,
-    require_key,
 )
+from services.model_runner.providers.http_stream import HttpStreamProvider
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -173,50 +169,23 @@ def build_anthropic_body(model: ModelSpec, job: Job) -> bytes:
     return _encoder.encode(body)
 
 
-class AnthropicProvider:
-    def __init__(self, spec: ProviderSpec, env: Mapping[str, str]) -> None:
-        self._spec = spec
-        self._env = env
-        self._url = f"{(spec.base_url or DEFAULT_ANTHROPIC_URL).rstrip('/')}/v1/messages"
-        self._client = new_client()
+class AnthropicProvider(HttpStreamProvider):
+    wire = "Messages"
 
-    def _headers(self, key: str | None) -> dict[str, str]:
-        headers = {"anthropic-version": ANTHROPIC_VERSION, **self._spec.headers}
-        if key:
-            headers["x-api-key"] = key
-        return headers
+    def url(self, model: ModelSpec) -> str:
+        return f"{(self._spec.base_url or DEFAULT_ANTHROPIC_URL).rstrip('/')}/v1/messages"
 
-    async def stream(self, model: ModelSpec, job: Job) -> AsyncIterator[StreamItem]:
-        key = require_key(self._spec, self._env)
-        usage: UsageReport | None = None
-        reason: str | None = None
-        ended = False
-        async with open_event_stream(
-            self._client,
-            self._url,
-            content=build_anthropic_body(model, job),
-            headers=self._headers(key),
-            http_timeout=request_timeout(model),
-            secrets=[key] if key else [],
-        ) as events:
-            async for event in events:
-                for item in parse_anthropic_event(event.event, event.data):
-                    if isinstance(item, TextDelta):
-                        yield item
-                    elif isinstance(item, UsageReport):
-                        usage = _merge(usage, item)
-                    elif item.reason is not None:
-                        reason = item.reason
-                    else:
-                        ended = True
-                if ended:
-                    break
-        # A stop_reason already said the answer is whole, even if message_stop never came.
-        if not ended and reason is None:
-            raise ProviderError("malformed_stream", "Messages stream ended before message_stop", retryable=True)
-        if usage is not None:
-            yield usage
-        yield Finish(reason=reason)
+    def fixed_headers(self) -> dict[str, str]:
+        return {"anthropic-version": ANTHROPIC_VERSION}
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"x-api-key": key}
+
+    def body(self, model: ModelSpec, job: Job) -> bytes:
+        return build_anthropic_body(model, job)
+
+    def parse(self, event: ServerSentEvent) -> list[StreamItem]:
+        return parse_anthropic_event(event.event, event.data)
+
+    def merge_usage(self, old: UsageReport | None, new: UsageReport) -> UsageReport:
+        return _merge(old, new)  # input and output tokens arrive in different events

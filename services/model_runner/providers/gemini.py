@@ -9,13 +9,13 @@ the chunk carrying ``finishReason``; a safety stop is a refusal, not an answer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
 from urllib.parse import quote
 
 import msgspec
+from httpx_sse import ServerSentEvent
 
 from schemas.jobs import Job
-from services.common.settings import ModelSpec, ProviderSpec
+from services.common.settings import ModelSpec
 from services.model_runner.providers.base import (
     Finish,
     ProviderError,
@@ -25,11 +25,8 @@ from services.model_runner.providers.base import (
 )
 from services.model_runner.providers.http_errors import (
     error_from_status,
-    new_client,
-    open_event_stream,
-    request_timeout,
-    require_key,
 )
+from services.model_runner.providers.http_stream import HttpStreamProvider
 
 __all__ = [
     "DEFAULT_GEMINI_URL",
@@ -160,43 +157,17 @@ def build_gemini_body(job: Job) -> bytes:
     return _encoder.encode(body)
 
 
-class GeminiProvider:
-    def __init__(self, spec: ProviderSpec, env: Mapping[str, str]) -> None:
-        self._spec = spec
-        self._env = env
-        self._client = new_client()
+class GeminiProvider(HttpStreamProvider):
+    wire = "Gemini"  # no end marker: a finishReason is how its stream says it is whole
 
-    def _headers(self, key: str | None) -> dict[str, str]:
-        headers = dict(self._spec.headers)
-        if key:
-            headers["x-goog-api-key"] = key
-        return headers
+    def url(self, model: ModelSpec) -> str:
+        return gemini_url(self._spec.base_url, model)
 
-    async def stream(self, model: ModelSpec, job: Job) -> AsyncIterator[StreamItem]:
-        key = require_key(self._spec, self._env)
-        usage: UsageReport | None = None
-        reason: str | None = None
-        async with open_event_stream(
-            self._client,
-            gemini_url(self._spec.base_url, model),
-            content=build_gemini_body(job),
-            headers=self._headers(key),
-            http_timeout=request_timeout(model),
-            secrets=[key] if key else [],
-        ) as events:
-            async for event in events:
-                for item in parse_gemini_chunk(event.data):
-                    if isinstance(item, TextDelta):
-                        yield item
-                    elif isinstance(item, UsageReport):
-                        usage = item  # running totals: the last is the whole
-                    else:
-                        reason = item.reason
-        if reason is None:
-            raise ProviderError("malformed_stream", "Gemini stream ended without a finishReason", retryable=True)
-        if usage is not None:
-            yield usage
-        yield Finish(reason=reason)
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"x-goog-api-key": key}
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    def body(self, model: ModelSpec, job: Job) -> bytes:
+        return build_gemini_body(job)
+
+    def parse(self, event: ServerSentEvent) -> list[StreamItem]:
+        return parse_gemini_chunk(event.data)

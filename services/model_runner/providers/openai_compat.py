@@ -8,12 +8,11 @@ network; the adapter only adds the HTTP call and the end-of-stream bookkeeping.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-
 import msgspec
+from httpx_sse import ServerSentEvent
 
 from schemas.jobs import Job
-from services.common.settings import ModelSpec, ProviderSpec
+from services.common.settings import ModelSpec
 from services.model_runner.providers.base import (
     Finish,
     ProviderError,
@@ -23,11 +22,8 @@ from services.model_runner.providers.base import (
 )
 from services.model_runner.providers.http_errors import (
     error_from_status,
-    new_client,
-    open_event_stream,
-    request_timeout,
-    require_key,
 )
+from services.model_runner.providers.http_stream import HttpStreamProvider
 
 __all__ = ["OpenAICompatProvider", "build_openai_body", "parse_openai_chunk"]
 
@@ -142,51 +138,17 @@ def build_openai_body(model: ModelSpec, job: Job) -> bytes:
     )
 
 
-class OpenAICompatProvider:
-    def __init__(self, spec: ProviderSpec, env: Mapping[str, str]) -> None:
-        self._spec = spec
-        self._env = env
-        self._url = f"{spec.base_url.rstrip('/')}/chat/completions"
-        # One client per adapter: its pool is shared by every concurrent call to this provider.
-        self._client = new_client()
+class OpenAICompatProvider(HttpStreamProvider):
+    wire = "chat-completions"
 
-    def _headers(self, key: str | None) -> dict[str, str]:
-        headers = dict(self._spec.headers)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+    def url(self, model: ModelSpec) -> str:
+        return f"{self._spec.base_url.rstrip('/')}/chat/completions"
 
-    async def stream(self, model: ModelSpec, job: Job) -> AsyncIterator[StreamItem]:
-        key = require_key(self._spec, self._env)
-        usage: UsageReport | None = None
-        reason: str | None = None
-        ended = False
-        async with open_event_stream(
-            self._client,
-            self._url,
-            content=build_openai_body(model, job),
-            headers=self._headers(key),
-            http_timeout=request_timeout(model),
-            secrets=[key] if key else [],
-        ) as events:
-            async for event in events:
-                for item in parse_openai_chunk(event.data):
-                    if isinstance(item, TextDelta):
-                        yield item
-                    elif isinstance(item, UsageReport):
-                        usage = item
-                    elif item.reason is not None:
-                        reason = item.reason
-                    else:
-                        ended = True
-                if ended:
-                    break  # don't wait on a server that keeps the connection open after [DONE]
-        # Some servers close without [DONE]; a finish_reason already said the answer is whole.
-        if not ended and reason is None:
-            raise ProviderError("malformed_stream", "chat-completions stream ended before it finished", retryable=True)
-        if usage is not None:
-            yield usage
-        yield Finish(reason=reason)
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    def body(self, model: ModelSpec, job: Job) -> bytes:
+        return build_openai_body(model, job)
+
+    def parse(self, event: ServerSentEvent) -> list[StreamItem]:
+        return parse_openai_chunk(event.data)
