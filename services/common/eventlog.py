@@ -22,7 +22,16 @@ from schemas.subjects import LOG_STREAM, council_filter, event_subject
 from services.orchestrator.domain.fold import fold
 from services.orchestrator.domain.state import CouncilState
 
-__all__ = ["Appended", "Snapshot", "append", "council_exists", "load_state", "read_events", "save_snapshot"]
+__all__ = [
+    "Appended",
+    "Snapshot",
+    "append",
+    "council_exists",
+    "load_snapshot",
+    "load_state",
+    "read_events",
+    "save_snapshot",
+]
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from schemas.events import (
 from schemas.ids import is_council_id, member_token, new_council_id
 from schemas.subjects import JOBS_STREAM, LOG_STREAM
 from services.bootstrap import close_quietly
-from services.common.eventlog import append, load_state
+from services.common.eventlog import append, council_exists, load_snapshot, load_state
 from services.common.jetstream import Topology, connect, ensure_topology
 from services.common.settings import Settings
 from services.gateway.problems import EXCEPTION_HANDLERS, Problem
@@ -68,7 +68,8 @@ class Gateway:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    async def council(self, council_id: str) -> CouncilState:
+    @staticmethod
+    def _check_id(council_id: str) -> None:
         if not is_council_id(council_id):
             raise Problem(
                 400,
@@ -76,10 +77,26 @@ class Gateway:
                 "Malformed council id",
                 f"{council_id!r} is not a council id (expected council_YYYYMMDD_HHMM_xxxxxx)",
             )
+
+    @staticmethod
+    def _not_found(council_id: str) -> Problem:
+        return Problem(404, "council-not-found", "Council not found", f"no council {council_id}")
+
+    async def council(self, council_id: str) -> CouncilState:
+        self._check_id(council_id)
         state = await load_state(self.top.js, self.top.views, council_id)
         if state is None:
-            raise Problem(404, "council-not-found", "Council not found", f"no council {council_id}")
+            raise self._not_found(council_id)
         return state
+
+    async def known(self, council_id: str) -> None:
+        """404 unless the log (or, once its events aged out, a snapshot) knows the council."""
+        self._check_id(council_id)
+        if (
+            not await council_exists(self.top.js, council_id)
+            and await load_snapshot(self.top.views, council_id) is None
+        ):
+            raise self._not_found(council_id)
 
 
 def _gateway(state: State) -> Gateway:
@@ -210,12 +227,12 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int:
 
 
 def _sse(
-    gw: Gateway, state: CouncilState, after: int, on_disconnect: Callable[[], Awaitable[None]] | None = None
+    gw: Gateway, council_id: str, after: int, on_disconnect: Callable[[], Awaitable[None]] | None = None
 ) -> ServerSentEvent:
     g = gw.settings.gateway
     frames = event_frames(
         gw.top,
-        state,
+        council_id,
         after,
         ping_s=g.ping_interval_s,
         retry_ms=g.retry_ms,
@@ -233,8 +250,9 @@ async def council_events(
     last_event_id: str | None = Parameter(header="Last-Event-ID", default=None, required=False),
     after: int | None = Parameter(default=None, ge=0, description="resume after this seq (Last-Event-ID wins)"),
 ) -> ServerSentEvent:
-    state = await gw.council(council_id)
-    return _sse(gw, state, _resume_point(last_event_id, after))
+    after_seq = _resume_point(last_event_id, after)
+    await gw.known(council_id)  # cheap: no fold, the stream itself replays the history
+    return _sse(gw, council_id, after_seq)
 
 
 @get("/api/v1/council/stream", summary="Start a council and stream it in one request (SSE)")
@@ -260,7 +278,6 @@ async def stream_new_council(
     council_id = new_council_id(gw.now())
     event = CouncilSubmitted(council_id=council_id, ts=iso(gw.now()), data=data)
     await append(gw.top.js, event, f"{council_id}:submitted")
-    state = await gw.council(council_id)
 
     async def cancel_abandoned() -> None:
         cancel = CancelRequested(
@@ -270,7 +287,7 @@ async def stream_new_council(
         )
         await append(gw.top.js, cancel, f"{council_id}:cancel_requested")
 
-    return _sse(gw, state, 0, cancel_abandoned if cancel_on_disconnect else None)
+    return _sse(gw, council_id, 0, cancel_abandoned if cancel_on_disconnect else None)
 
 
 @get("/api/v1/models", summary="The configured model catalogue")

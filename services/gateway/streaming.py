@@ -24,7 +24,7 @@ from schemas.codec import decode_event, encode
 from schemas.events import TERMINAL_TYPES
 from schemas.result import CouncilResult
 from schemas.subjects import LOG_STREAM, council_filter
-from services.common.eventlog import council_exists
+from services.common.eventlog import council_exists, load_state
 from services.common.jetstream import Topology
 from services.gateway.render import status_view
 from services.orchestrator.domain.state import CouncilState
@@ -72,7 +72,7 @@ def _reset_frame(state: CouncilState, after: int, resumes_after: int, now: str) 
 
 async def event_frames(
     topology: Topology,
-    state: CouncilState,
+    council_id: str,
     after: int,
     *,
     ping_s: float,
@@ -81,7 +81,6 @@ async def event_frames(
     now: Callable[[], str],
     on_disconnect: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[ServerSentEventMessage]:
-    council_id = state.council_id
     # The `retry:` hint rides on the first real event: some clients dispatch a data-less frame.
     yield ServerSentEventMessage(data=None, comment=f"council {council_id}")
     first = await _first_seq(topology)
@@ -89,6 +88,8 @@ async def event_frames(
     # Limits retention drops a stream's oldest messages first, so while a council's first event
     # survives, all of its later ones do too; once it is gone, so may be what the client missed.
     if after + 1 < first and not await council_exists(topology.js, council_id):
+        state = await load_state(topology.js, topology.views, council_id)
+        assert state is not None  # the route checked that the council is known
         frame = _reset_frame(state, after, first - 1, now())
         frame.retry, retry, after = retry, None, first - 1
         yield frame

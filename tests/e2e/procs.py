@@ -47,9 +47,9 @@ display_name = "Sage"
 """
 
 
-def write_config(directory: Path, ttft_ms: int = 20, tps: float = 2000, tokens: int = 40) -> Path:
+def write_config(directory: Path, ttft_ms: int = 20, tps: float = 2000, tokens: int = 40, extra: str = "") -> Path:
     path = directory / "council.toml"
-    path.write_text(CONFIG.format(ttft_ms=ttft_ms, tps=tps, tokens=tokens))
+    path.write_text(CONFIG.format(ttft_ms=ttft_ms, tps=tps, tokens=tokens) + extra)
     return path
 
 

@@ -21,33 +21,48 @@ def council(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
     )
 
 
-def test_council_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
-    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
-    log = (tmp_path / "up.log").open("w")
+def start_up(tmp_path: Path, port: int, env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+    log = (tmp_path / log_name).open("w")
     up = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--data-dir", str(tmp_path / "data")],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
     )
+    log.close()
+    wait_ready(f"http://127.0.0.1:{port}", up, tmp_path / log_name, timeout=60)
+    return up
+
+
+def stop_up(up: subprocess.Popen[bytes]) -> int:
+    up.send_signal(signal.SIGINT)
+    return up.wait(timeout=30)
+
+
+def test_council_up_runs_everything_stops_cleanly_and_keeps_councils_across_restarts(tmp_path: Path) -> None:
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
+    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
+    up = start_up(tmp_path, port, env, "up.log")
     try:
-        wait_ready(url, up, tmp_path / "up.log", timeout=60)
         asked = council("ask", "--url", url, "--plain", "What is the best way to learn Rust?", env=env)
         assert asked.returncode == 0, asked.stderr
         assert "# Final Answer" in asked.stdout and "Synthesized conclusion" in asked.stdout
         assert "✓ simulated/atlas" in asked.stdout  # the live rows, printed once each when not a terminal
+        council_id = asked.stderr.split()[1]
     finally:
-        up.send_signal(signal.SIGINT)
-        code = up.wait(timeout=30)
-        log.close()
+        code = stop_up(up)
     output = (tmp_path / "up.log").read_text()
     assert f"council is up at {url}" in output
     assert code == 0 and "council: stopped" in output
     assert "Traceback" not in output
-    assert (tmp_path / "data" / "nats" / "jetstream").is_dir()  # the log lives in the data dir
+    again = start_up(tmp_path, port, env, "up-again.log")  # same data dir: the log survived
+    try:
+        kept = httpx.get(f"{url}/api/v1/council/{council_id}", params={"format": "json"}, timeout=10).json()
+        assert kept["status"] == "completed" and kept["prompt"] == "What is the best way to learn Rust?"
+    finally:
+        assert stop_up(again) == 0
 
 
 def test_ask_detach_then_watch_from_a_seq(services: Services) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 
 import httpx
 
-from schemas.events import ModelCompleted, StageCompleted, StageStarted
+from schemas.events import ModelCompleted, ModelDelta, ModelStarted, StageCompleted, StageStarted
 from services.common.eventlog import read_events
 from services.common.jetstream import Topology
-from tests.e2e.procs import Services, wait_status
+from tests.e2e.procs import Services, wait_status, write_config
 
 
 def test_question_in_answer_out_in_every_format(services: Services) -> None:
@@ -60,3 +61,33 @@ async def test_orchestrator_killed_mid_deliberation_resumes_without_repeats(
     assert len(transitions) == 6 and set(transitions.values()) == {1}, transitions
     assert kinds["CouncilCompleted"] == 1 and kinds["CouncilStarted"] == 1
     assert kinds["ReviewParsed"] == 3
+
+
+async def test_a_runner_killed_mid_generation_hands_its_jobs_to_another(
+    nats_url: str, topology: Topology, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, ttft_ms=200, tps=40, tokens=60, extra="\n[runner]\nack_wait_s = 2.0\n")
+    services = Services(nats_url, config, tmp_path)
+    try:
+        url = await asyncio.to_thread(services.start_gateway)
+        services.start("orchestrator", "orchestrator")
+        services.start("runner-1", "runner")
+        async with httpx.AsyncClient(base_url=url) as http:
+            council_id = (await http.post("/api/v1/council/query", json={"prompt": "Survive me"})).json()["council_id"]
+        async with asyncio.timeout(30):
+            while not any(
+                isinstance(e, ModelDelta) for e in await read_events(topology.js, f"council.log.{council_id}.>")
+            ):
+                await asyncio.sleep(0.05)
+        services.kill("runner-1")  # SIGKILL mid-generation: its jobs are neither acked nor failed
+        services.start("runner-2", "runner")
+        result = await asyncio.to_thread(wait_status, url, council_id, {"completed", "failed"})
+    finally:
+        services.stop_all()
+    assert result["status"] == "completed"
+    events = await read_events(topology.js, f"council.log.{council_id}.>")
+    completions = Counter((e.data.stage, e.data.model) for e in events if isinstance(e, ModelCompleted))
+    assert len(completions) == 3 + 3 + 1 and max(completions.values()) == 1
+    redelivered = [e.data for e in events if isinstance(e, ModelStarted) and e.data.stage == 1 and e.data.attempt > 1]
+    assert redelivered, "the killed runner's stage-1 jobs should have been redelivered"
+    assert all(d.attempt == 4 for d in redelivered)  # the second delivery continues the attempt count

@@ -13,7 +13,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from schemas.subjects import LOG_STREAM
 from services.common.eventlog import load_state, save_snapshot
 from services.common.jetstream import Topology
-from tests.conftest import fast_settings, serving
+from tests.conftest import fast_settings, running_council, serving
 
 QUERY = "/api/v1/council/query"
 
@@ -147,3 +147,29 @@ async def test_a_bad_resume_point_is_a_problem(http: httpx.AsyncClient, value: s
     response = await http.get(f"/api/v1/council/{council_id}/events", headers={"Last-Event-ID": value})
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_client_that_stops_reading_slows_no_one_and_later_gets_everything(
+    nats_url: str, topology: Topology
+) -> None:
+    settings = fast_settings(nats_url, answer_tokens=400)
+    wordy = msgspec.structs.replace(settings, runner=msgspec.structs.replace(settings.runner, delta_max_tokens=1))
+    async with serving(wordy) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        council_id = await submit(http)
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port), limit=2**16)
+        writer.write(f"GET /api/v1/council/{council_id}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()  # ... and now read nothing while the council runs
+        async with running_council(topology, wordy):
+            frames = await collect(http, f"/api/v1/council/{council_id}/events")  # a reader at full speed
+        assert frames[-1].event == "council.completed"
+        assert len(frames) > 2_000  # enough bytes to fill the idle client's socket buffers
+        stalled = await reader.read(2**20)  # the idle client finally reads: its stream is all there
+        body = stalled
+        while b"event: council.completed" not in body:
+            chunk = await asyncio.wait_for(reader.read(2**20), timeout=10)
+            assert chunk, "the stream ended before the terminal event"
+            body += chunk
+        writer.close()
+    ids = [line.split(b": ")[1] for line in body.split(b"\r\n") if line.startswith(b"id: ")]
+    assert [int(i) for i in ids] == [int(f.id) for f in frames]

@@ -339,3 +339,17 @@ async def test_a_failing_chairman_hands_the_synthesis_to_the_best_ranked_member(
     assert stage3.chairman_model == state.result.stage2.aggregate[0].model
     assert "chairman melted" in stage3.failed[CHAIR]
     assert state.result.final_answer.chairman == stage3.chairman_model
+
+
+async def test_a_long_generation_is_kept_alive_and_never_handed_to_another_runner(
+    fake_openai: FakeProviderServer, topology: Topology, nats_url: str
+) -> None:
+    fake_openai.script("alpha", tokens=["tick "] * 30, token_delay_s=0.1)  # ~3 s against a 1 s ack wait
+    settings = council_settings(nats_url, fake_openai)
+    settings = msgspec.structs.replace(settings, runner=msgspec.structs.replace(settings.runner, ack_wait_s=1.0))
+    async with council(topology, settings, fake_openai) as council_id:
+        state = await finished(topology, council_id)
+    assert state.status == "completed"
+    events = await events_of(topology, council_id)
+    assert [s.data.attempt for s in of(events, ModelStarted, "alpha")] == [1]  # type: ignore[attr-defined]
+    assert len([r for r in fake_openai.requests_for("alpha")]) == 2  # its answer and its review, once each
