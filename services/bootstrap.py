@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -50,7 +51,10 @@ async def close_quietly(nc: Client) -> None:
     """Drain when we can; when NATS is already gone, just close — shutdown must not hang or trace."""
     try:
         await asyncio.wait_for(nc.drain(), timeout=10)
-    except (NatsError, TimeoutError):
+        return
+    except (NatsError, TimeoutError, OSError):
+        pass
+    with contextlib.suppress(NatsError, OSError):  # the connection is gone: nothing left to release
         await nc.close()
 
 

@@ -365,4 +365,5 @@ def create_app(settings: Settings, *, extra_routes: list[Any] | None = None) -> 
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="council", version="0.1.0", path="/docs"),
+        logging_config=None,  # the process's logging (services.bootstrap) applies as everywhere else
     )

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from nats.errors import Error as NatsError
 
 __all__ = ["EXCEPTION_HANDLERS", "Problem"]
 
@@ -64,6 +65,13 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return _response(request, exc.status_code, slug, exc.detail or "Error", exc.detail or "Error")
 
 
+def _log_unavailable(request: Request[Any, Any, Any], exc: NatsError) -> Response[Any]:
+    log.warning("NATS unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return _response(
+        request, 503, "log-unavailable", "Event log unavailable", "the council log (NATS) is not reachable; try again"
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _response(
@@ -75,5 +83,7 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     Problem: _problem,
     ValidationException: _validation,
     HTTPException: _http,
+    NatsError: _log_unavailable,
+    TimeoutError: _log_unavailable,  # a NATS request that got no answer in time
     Exception: _unexpected,
 }

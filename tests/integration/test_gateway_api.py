@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -156,3 +157,21 @@ async def test_real_http_server_round_trip(settings: Settings) -> None:
     finally:
         server.should_exit = True
         await task
+
+
+async def test_requests_while_nats_is_down_get_a_503_problem(tmp_path: Path) -> None:
+    from services.common.embedded import EmbeddedNats
+    from tests.conftest import fast_settings
+
+    server = EmbeddedNats(tmp_path / "nats").start()
+    try:
+        async with AsyncTestClient(app=create_app(fast_settings(server.url))) as client:
+            server.kill()
+            response = await client.post(QUERY, json={"prompt": "anyone there?"})
+            assert response.status_code == 503
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert "NATS" in response.json()["detail"]
+            assert (await client.get("/ready")).status_code == 503
+            assert (await client.get("/health")).status_code == 200
+    finally:
+        server.stop()
