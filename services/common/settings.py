@@ -95,6 +95,10 @@ class StageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     peer_review: StageDeadline = StageDeadline()
 
 
+class OrchestratorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    lease_ttl_s: float = 10.0  # a standby takes over this long after the leader dies
+
+
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     ping_interval_s: float = 15.0  # `: ping` comments on an idle event stream
     retry_ms: int = 3000  # the `retry:` hint sent to SSE clients
@@ -108,6 +112,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     runner: RunnerSettings = RunnerSettings()
     gateway: GatewaySettings = GatewaySettings()
     stages: StageSettings = StageSettings()
+    orchestrator: OrchestratorSettings = OrchestratorSettings()
     nats_url: str = "nats://127.0.0.1:4222"
     replicas: int = 1
     source: str = ""

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,6 +30,7 @@ from services.common.settings import Settings
 from services.orchestrator.domain.decide import Append, Catalogue, Deadline, Dispatch, Intent, decide
 from services.orchestrator.domain.fold import apply
 from services.orchestrator.domain.state import CouncilState
+from services.orchestrator.lease import Leadership
 
 __all__ = ["DURABLE", "Orchestrator"]
 
@@ -61,6 +65,28 @@ class Orchestrator:
         self._finished: OrderedDict[str, None] = OrderedDict()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Lead when we can, consume while we lead, stand by again if the lease is lost."""
+        holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        leadership = Leadership(self._top.views, holder, self._settings.orchestrator.lease_ttl_s)
+        while await leadership.acquire(stop):
+            lost = asyncio.Event()
+            keeper = asyncio.create_task(leadership.keep(lost))
+            try:
+                await self._consume(stop, lost)
+            finally:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
+            if not lost.is_set():
+                await leadership.release()
+                return
+            self._forget()  # another orchestrator has moved on; our view may be stale
+
+    def _forget(self) -> None:
+        self._councils.clear()
+        self._sent.clear()
+        self._snapshot_at.clear()
+
+    async def _consume(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
         js = self._top.js
         config = ConsumerConfig(
             durable_name=DURABLE,
@@ -76,12 +102,14 @@ class Orchestrator:
             log.info("orchestrator consuming %s", LOG_STREAM)
             loop = asyncio.get_running_loop()
             last_tick = loop.time()
-            while not stop.is_set():
+            while not stop.is_set() and not lost.is_set():
                 try:
                     msgs = await sub.fetch(256, timeout=TICK_S)
                 except TimeoutError:  # nats-py raises its own subclass or the bare builtin
                     msgs = []  # idle, not an error
                 for msg in msgs:
+                    if lost.is_set():
+                        return  # unacked: the new leader gets them again
                     await self._handle(msg)
                 if loop.time() - last_tick >= TICK_S:  # deadlines pass even while the log is busy
                     last_tick = loop.time()

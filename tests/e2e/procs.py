@@ -14,6 +14,9 @@ import httpx
 from services.common.embedded import free_port
 
 CONFIG = """
+[orchestrator]
+lease_ttl_s = 2.0
+
 [council]
 members = ["simulated/atlas", "simulated/beacon", "simulated/cipher"]
 chairman = "simulated/sage"

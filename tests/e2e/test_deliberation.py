@@ -91,3 +91,33 @@ async def test_a_runner_killed_mid_generation_hands_its_jobs_to_another(
     redelivered = [e.data for e in events if isinstance(e, ModelStarted) and e.data.stage == 1 and e.data.attempt > 1]
     assert redelivered, "the killed runner's stage-1 jobs should have been redelivered"
     assert all(d.attempt == 4 for d in redelivered)  # the second delivery continues the attempt count
+
+
+async def test_a_standby_orchestrator_takes_over_when_the_leader_dies(
+    slow_services: Services, topology: Topology
+) -> None:
+    services = slow_services
+    url = await asyncio.to_thread(services.start_gateway)
+    services.start("leader", "orchestrator")
+    await asyncio.sleep(1.0)  # let it take the lease
+    services.start("standby", "orchestrator")
+    services.start("runner", "runner")
+    async with httpx.AsyncClient(base_url=url) as http:
+        council_id = (await http.post("/api/v1/council/query", json={"prompt": "Fail over"})).json()["council_id"]
+        async with asyncio.timeout(30):
+            while (await http.get(f"/api/v1/council/{council_id}", params={"format": "json"})).json()[
+                "stage"
+            ] != "peer-review":
+                await asyncio.sleep(0.05)
+    services.kill("leader")
+    result = await asyncio.to_thread(wait_status, url, council_id, {"completed", "failed"})
+    assert result["status"] == "completed"
+    events = await read_events(topology.js, f"council.log.{council_id}.>")
+    completions = Counter((e.data.stage, e.data.model) for e in events if isinstance(e, ModelCompleted))
+    assert len(completions) == 3 + 3 + 1 and max(completions.values()) == 1
+    transitions = Counter(
+        (type(e).__name__, e.data.stage) for e in events if isinstance(e, StageStarted | StageCompleted)
+    )
+    assert set(transitions.values()) == {1}
+    standby_log = (services.logs / "standby.log").read_text()
+    assert "standing by" in standby_log and "leading as" in standby_log
