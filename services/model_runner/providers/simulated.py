@@ -18,46 +18,30 @@ from services.model_runner.providers.base import Finish, StreamItem, TextDelta, 
 
 __all__ = ["SimulatedProvider", "simulated_text"]
 
-_WORDS = [
-    "practice",
-    "consistency",
-    "feedback",
-    "projects",
-    "fundamentals",
-    "ownership",
-    "borrowing",
-    "lifetimes",
-    "traits",
-    "tests",
-    "documentation",
-    "community",
-    "reading",
-    "writing",
-    "small",
-    "steps",
-    "deliberate",
-    "review",
-    "mentors",
-    "trade-offs",
-    "clarity",
-    "evidence",
-    "examples",
-    "patterns",
-    "tooling",
-    "compiler",
-    "errors",
-    "iteration",
-    "depth",
-    "breadth",
-    "focus",
-    "habits",
-    "notes",
-    "exercises",
-    "reflection",
-    "goals",
-    "milestones",
-    "pacing",
-]
+_OPINIONS = (
+    "Start from the fundamentals and build on them one small step at a time.",
+    "Practice every day, even briefly: consistency beats occasional long sessions.",
+    "Build a small real project early, because it shows you what you do not yet know.",
+    "Read good examples and write your own versions of them from memory.",
+    "Ask for feedback from people who know the field and act on it quickly.",
+    "Keep notes of mistakes and revisit them; errors are the fastest teachers.",
+    "Set a concrete goal for each week so that progress is visible.",
+    "Weigh the trade-offs explicitly instead of following one recipe blindly.",
+    "Teach what you learn to someone else: explaining exposes the gaps.",
+    "Use the official documentation first, then the community for the hard cases.",
+    "Alternate between breadth and depth so the big picture and the details both grow.",
+    "Measure before you optimise, and write down what you expected to see.",
+    "Prefer clear, boring solutions until a real constraint forces something clever.",
+    "Review your work after a few days with fresh eyes and simplify it.",
+)
+_REVIEW_NOTES = (
+    "is practical and well structured",
+    "covers the essentials but misses important trade-offs",
+    "is clear, though it could use a concrete example",
+    "is thorough but a little long",
+    "gives actionable steps in a sensible order",
+    "is accurate but too general to act on",
+)
 
 
 def _rng(job: Job) -> random.Random:
@@ -65,17 +49,30 @@ def _rng(job: Job) -> random.Random:
     return random.Random(int.from_bytes(seed[:8], "big"))
 
 
+def _sentences(rng: random.Random, words: int) -> list[str]:
+    """Sentences, shuffled per member, until about ``words`` words are said."""
+    said: list[str] = []
+    pool: list[str] = []
+    while sum(len(s.split()) for s in said) < words:
+        if not pool:
+            pool = list(_OPINIONS)
+            rng.shuffle(pool)
+        said.append(pool.pop())
+    return said
+
+
 def simulated_text(job: Job, answer_tokens: int) -> list[str]:
     """The tokens (words with their trailing space) the simulated member will say."""
     rng = _rng(job)
-    words = [rng.choice(_WORDS) for _ in range(max(answer_tokens, 1))]
+    budget = max(answer_tokens, 1)
     if job.stage == 1:
-        head = f"{job.model} suggests:"
+        lines = [f"{job.model} suggests:", *_sentences(rng, budget)]
     elif job.stage == 2:
-        head = "Review of the anonymised answers:"
+        notes = [f"Response {label} {rng.choice(_REVIEW_NOTES)}." for label in job.labels]
+        lines = ["Review of the anonymised answers:", *notes, *_sentences(rng, budget - 5 * len(notes))]
     else:
-        head = "Council synthesis:"
-    tokens = [f"{head} "] + [f"{w} " for w in words]
+        lines = ["Council synthesis:", *_sentences(rng, budget)]
+    tokens = [f"{word} " for word in " ".join(lines).split()][:budget]
     if job.stage == 2 and job.labels:
         ranking = list(job.labels)
         rng.shuffle(ranking)
