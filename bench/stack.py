@@ -27,6 +27,7 @@ from services.common.embedded import EmbeddedNats, free_port
 __all__ = ["Stack"]
 
 STOP_TIMEOUT_S = 10.0
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Stack:
@@ -52,10 +53,17 @@ class Stack:
             raise
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc is not None and not isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+            self.print_logs()
         self.stop()
+
+    def print_logs(self, chars: int = 2000) -> None:
+        """The end of every service's log, to stderr: what went wrong is gone with the temp dir."""
+        for name in [*self.procs, "nats"]:
+            tail = self.log_tail(name, chars) if name != "nats" else ""
+            if tail.strip():
+                print(f"--- {self.label}: {name} log (end) ---\n{tail}", file=sys.stderr)
 
     def start(self) -> None:
         self.nats.start()
@@ -66,14 +74,18 @@ class Stack:
             "COUNCIL_LOG_LEVEL": "WARNING",
         }
         cli = [sys.executable, "-m", "services.cli"]
-        runner = [sys.executable, "-m", "bench.stamped"] if self.stamped else [*cli, "runner", "--max-in-flight", "1024"]
+        runner = (
+            [sys.executable, "-m", "bench.stamped"] if self.stamped else [*cli, "runner", "--max-in-flight", "1024"]
+        )
         self._spawn("gateway", [*cli, "gateway", "--host", "127.0.0.1", "--port", str(self.port)], env)
         self._spawn("orchestrator", [*cli, "orchestrator"], env)
         self._spawn("runner", runner, env)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         with (self.root / f"{name}.log").open("ab") as log:
-            self.procs[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.procs[name] = subprocess.Popen(
+                command, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def stop(self) -> None:
         """SIGTERM every process we started, wait, SIGKILL stragglers; then NATS; then the dir."""

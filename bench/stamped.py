@@ -52,7 +52,9 @@ class StampedProvider:
             if delay > 0:
                 await asyncio.sleep(delay)
             yield TextDelta(f"⟨{time.time_ns()}⟩{token}")
-        yield UsageReport(prompt_tokens=sum(len(m.content.split()) for m in job.messages), completion_tokens=len(tokens))
+        yield UsageReport(
+            prompt_tokens=sum(len(m.content.split()) for m in job.messages), completion_tokens=len(tokens)
+        )
         yield Finish(reason="stop")
 
     async def aclose(self) -> None:

@@ -1,0 +1,86 @@
+"""Benchmark 3 — replay: events per second reading a FINISHED council from the start.
+
+One stack with per-token deltas (``delta_max_tokens = 1``) and long answers runs one council to
+completion, so its log holds thousands of events. Then, several times, a client reads
+``GET /api/v1/council/{id}/events`` from seq 0 to ``council.completed``. Two clients:
+
+* ``lean``: httpx with the frame reader in ``bench.sse`` (parses every frame, decodes deltas):
+  so little client work that the number is the server's (gateway + NATS) rate;
+* ``httpx-sse``: httpx + httpx_sse, the popular client library, for comparison.
+
+Each read is timed from the request to the terminal event; the result is the median. The
+gateway's CPU time per event is recorded too: unlike events/s it hardly moves when other
+work shares the machine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from bench.client import follow, new_client, submit
+from bench.config import Pace, StackConfig
+from bench.latency import warm_up
+from bench.stack import Stack
+from bench.stats import CpuMeter, median
+
+__all__ = ["ClientReads", "ReplayResult", "run_replay"]
+
+PROMPT = "Write a long answer, please."
+
+
+@dataclass
+class ClientReads:
+    client: str
+    runs: list[float] = field(default_factory=list)  # events/s per read
+    cpu: dict[str, int] = field(default_factory=dict)
+    us_per_event: dict[str, float] = field(default_factory=dict)  # CPU µs per event, per process
+
+    @property
+    def median(self) -> float:
+        return round(median(self.runs), 1)
+
+
+@dataclass
+class ReplayResult:
+    events: int
+    build_s: float
+    lean: ClientReads = field(default_factory=lambda: ClientReads("lean"))
+    httpx_sse: ClientReads = field(default_factory=lambda: ClientReads("httpx-sse"))
+
+
+async def _timed_reads(stack: Stack, http: httpx.AsyncClient, council_id: str, reps: int, reads: ClientReads) -> None:
+    meter = CpuMeter(stack.pids())
+    meter.start()
+    total, events = 0.0, 0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        seen = await follow(http, council_id, httpx_sse=reads.client == "httpx-sse")
+        elapsed = time.perf_counter() - t0
+        if seen.terminal != "council.completed":
+            raise RuntimeError(f"replay read ended with {seen.terminal}")
+        total += elapsed
+        events += seen.events
+        reads.runs.append(round(seen.events / elapsed, 1))
+    reads.cpu = meter.stop(total)
+    reads.us_per_event = meter.per_event_us(events)
+
+
+async def run_replay(members: int, pace: Pace, reps: int) -> ReplayResult:
+    config = StackConfig(members=members, pace=pace, delta_window_ms=50, delta_max_tokens=1)
+    with Stack(config, stamped=False, label="replay") as stack:
+        await stack.ready()
+        async with new_client(stack.url, 4) as http:
+            await warm_up(http)
+            t0 = time.perf_counter()
+            council_id = await submit(http, PROMPT)
+            built = await follow(http, council_id)
+            if built.terminal != "council.completed":
+                raise RuntimeError(f"replay council ended with {built.terminal}")
+            result = ReplayResult(events=built.events, build_s=round(time.perf_counter() - t0, 3))
+            for reads in (result.lean, result.httpx_sse):
+                await _timed_reads(stack, http, council_id, reps, reads)
+            stack.check_alive()
+            return result
