@@ -17,7 +17,7 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from schemas.codec import decode_as, decode_event, encode
-from schemas.events import AnyEvent
+from schemas.events import TERMINAL_TYPES, AnyEvent
 from schemas.subjects import LOG_STREAM, council_filter, event_subject
 from services.orchestrator.domain.fold import fold
 from services.orchestrator.domain.state import CouncilState
@@ -31,6 +31,7 @@ __all__ = [
     "load_state",
     "read_events",
     "save_snapshot",
+    "terminal_seq",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,16 @@ async def council_exists(js: JetStreamContext, council_id: str) -> bool:
     except NotFoundError:
         return False
     return True
+
+
+async def terminal_seq(js: JetStreamContext, council_id: str) -> int | None:
+    """The seq of the council's terminal event, or None while it runs."""
+    for kind in sorted(TERMINAL_TYPES):
+        try:
+            return int((await js.get_last_msg(LOG_STREAM, event_subject(council_id, kind))).seq or 0)
+        except NotFoundError:
+            continue
+    return None
 
 
 async def read_events(js: JetStreamContext, subject_filter: str, after: int = 0) -> list[AnyEvent]:

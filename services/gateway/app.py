@@ -216,7 +216,7 @@ async def skip(council_id: str, gw: Gateway, request: Request[Any, Any, Any]) ->
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int:
     raw = last_event_id if last_event_id is not None else (str(after) if after is not None else "0")
-    if not raw.strip().isdigit():
+    if not (raw.isascii() and raw.strip().isdigit() and int(raw) < 2**63):
         raise Problem(
             400,
             "invalid-resume-point",

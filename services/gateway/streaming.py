@@ -24,7 +24,7 @@ from schemas.codec import decode_event, encode
 from schemas.events import TERMINAL_TYPES
 from schemas.result import CouncilResult
 from schemas.subjects import LOG_STREAM, council_filter
-from services.common.eventlog import council_exists, load_state
+from services.common.eventlog import council_exists, load_state, terminal_seq
 from services.common.jetstream import Topology
 from services.gateway.render import status_view
 from services.orchestrator.domain.state import CouncilState
@@ -93,6 +93,9 @@ async def event_frames(
         frame = _reset_frame(state, after, first - 1, now())
         frame.retry, retry, after = retry, None, first - 1
         yield frame
+    end = await terminal_seq(topology.js, council_id)
+    if end is not None and end <= after:
+        return  # the client has seen the end already (an EventSource reconnecting after close)
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
         opt_start_seq=after + 1 if after else None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
@@ -53,6 +54,7 @@ __all__ = ["Runner"]
 log = logging.getLogger("council.runner")
 
 _END = object()
+REMEMBERED = 10_000  # cancelled councils and skipped members remembered, so queued jobs drop cheaply
 
 
 def utcnow() -> datetime:
@@ -83,8 +85,8 @@ class Runner:
         self._clock = clock
         self._rng = random.Random()
         self._active: dict[tuple[str, int, str], asyncio.Task[None]] = {}
-        self._aborted: set[tuple[str, int, str]] = set()
-        self._cancelled: set[str] = set()
+        self._aborted: OrderedDict[tuple[str, int, str], None] = OrderedDict()
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -148,14 +150,16 @@ class Runner:
         except DecodeError:
             return
         if isinstance(event, CancelRequested):
-            self._cancelled.add(event.council_id)
+            self._remember_cancelled(event.council_id)
             keys = [k for k in self._active if k[0] == event.council_id]
         elif isinstance(event, ModelSkipped):
             keys = [(event.council_id, event.data.stage, event.data.model)]
         else:
             return
         for key in keys:
-            self._aborted.add(key)
+            self._aborted[key] = None  # bounded: a skip for a job this runner never sees ages out
+            while len(self._aborted) > REMEMBERED:
+                self._aborted.popitem(last=False)
             task = self._active.get(key)
             if task is not None:
                 task.cancel()
@@ -171,6 +175,7 @@ class Runner:
             return
         key = (job.council_id, job.stage, job.model)
         if key in self._aborted or await self._cancelled_council(job.council_id):
+            self._aborted.pop(key, None)
             await msg.ack()
             return
         heartbeat = asyncio.create_task(self._heartbeat(msg))
@@ -184,6 +189,7 @@ class Runner:
         finally:
             heartbeat.cancel()
             self._active.pop(key, None)
+            self._aborted.pop(key, None)
         await msg.ack()
 
     async def _heartbeat(self, msg: Msg) -> None:
@@ -199,8 +205,13 @@ class Runner:
             await self._top.js.get_last_msg(LOG_STREAM, event_subject(council_id, "council.cancel_requested"))
         except NotFoundError:
             return False
-        self._cancelled.add(council_id)
+        self._remember_cancelled(council_id)
         return True
+
+    def _remember_cancelled(self, council_id: str) -> None:
+        self._cancelled[council_id] = None
+        while len(self._cancelled) > REMEMBERED:
+            self._cancelled.popitem(last=False)
 
     async def _call_with_retries(self, job: Job, delivery: int) -> None:
         attempts = self._settings.runner.max_attempts

@@ -69,7 +69,14 @@ class Leadership:
         """Wait until we lead (True) or until ``stop`` is set (False)."""
         announced = False
         while not stop.is_set():
-            if await self.try_acquire():
+            try:
+                won = await self.try_acquire()
+            except KeyWrongLastSequenceError:
+                won = False
+            except Exception as exc:  # NATS trouble: stand by and try again
+                log.warning("lease check failed (%s); retrying", type(exc).__name__)
+                won = False
+            if won:
                 log.info("leading as %s", self._holder)
                 return True
             if not announced:
@@ -85,14 +92,22 @@ class Leadership:
 
     async def keep(self, lost: asyncio.Event) -> None:
         """Renew until cancelled; set ``lost`` if renewing fails."""
+        held_until = self._clock() + self._ttl
         while True:
             await asyncio.sleep(self._ttl / 3)
             try:
                 await self.renew()
+                held_until = self._clock() + self._ttl
             except LeaseLost:
                 log.error("lease lost: stopping at once")
                 lost.set()
                 return
+            except Exception as exc:  # NATS trouble: keep trying while the lease we hold lasts
+                if self._clock() >= held_until:
+                    log.error("could not renew the lease before it expired (%s): stopping", type(exc).__name__)
+                    lost.set()
+                    return
+                log.warning("lease renewal failed (%s); retrying", type(exc).__name__)
 
     async def release(self) -> None:
         """Hand over at once rather than after the time-to-live."""

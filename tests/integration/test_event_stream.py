@@ -173,3 +173,21 @@ async def test_a_client_that_stops_reading_slows_no_one_and_later_gets_everythin
         writer.close()
     ids = [line.split(b": ")[1] for line in body.split(b"\r\n") if line.startswith(b"id: ")]
     assert [int(i) for i in ids] == [int(f.id) for f in frames]
+
+
+@pytest.mark.usefixtures("council_services")
+async def test_resuming_at_the_terminal_event_closes_at_once(http: httpx.AsyncClient) -> None:
+    council_id = await submit(http)
+    full = await collect(http, f"/api/v1/council/{council_id}/events")
+    async with asyncio.timeout(5):
+        rest = await collect(http, f"/api/v1/council/{council_id}/events", {"Last-Event-ID": full[-1].id})
+    assert rest == []
+
+
+async def test_a_non_ascii_or_huge_resume_point_is_a_problem_not_a_500(http: httpx.AsyncClient) -> None:
+    council_id = await submit(http)
+    for value in ("²".encode("latin-1"), str(2**70).encode()):
+        response = await http.get(
+            f"/api/v1/council/{council_id}/events", params={"after": "0"}, headers={"Last-Event-ID": value}
+        )
+        assert response.status_code == 400

@@ -303,7 +303,9 @@ def decide(state: CouncilState, catalogue: Catalogue, now: datetime) -> list[Int
         intents += _reviews_to_parse(ctx, stage)
     if stage.stage == 3 and any(r.status == "completed" for r in stage.runs.values()):
         return intents + _finish(ctx, stage)
-    if stage.finished and stage.completed_at is None:
+    # Re-emitted until the next stage has started: a crash (or a failed append) between
+    # "stage N completed" and "stage N+1 started" must not strand the council.
+    if stage.finished and (stage.completed_at is None or stage.stage < 3):
         return intents + _complete_stage(ctx, stage)
     return intents + _pending_jobs(ctx, stage)
 

@@ -463,3 +463,17 @@ def test_result_carries_prompt_answers_and_timestamps() -> None:
     assert result.metadata.duration_seconds > 0
     texts = {e.data.model: e.data.text for e in of_type(log, ModelCompleted) if e.data.stage == 1}
     assert {m: a.text for m, a in result.stage1.answers.items()} == texts
+
+
+def test_a_crash_between_stage_completed_and_the_next_stage_start_does_not_strand_the_council() -> None:
+    from schemas.events import StageStarted
+
+    driver = CouncilDriver()
+    driver.run(until=lambda s: 2 in s.stages)
+    # Drop the stage 2 start as if the orchestrator died right after appending stage.completed(1).
+    cut = next(i for i, e in enumerate(driver.log) if isinstance(e, StageStarted) and e.data.stage == 2)
+    driver.log = driver.log[:cut]
+    driver.sent.clear()
+    driver.queue.clear()
+    driver.run()
+    assert driver.state.status == "completed"
