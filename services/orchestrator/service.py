@@ -117,8 +117,19 @@ class Orchestrator:
         finally:
             await sub.unsubscribe()
 
+    async def _adopt_running(self) -> None:
+        """Hold every unfinished council, so deadlines fire even for councils whose log is quiet."""
+        submitted = await read_events(self._top.js, f"{LOG_ROOT}.*.council.submitted")
+        for council_id in {e.council_id for e in submitted} - set(self._councils) - set(self._finished):
+            state = await load_state(self._top.js, self._top.views, council_id)
+            if state is None or state.terminal:
+                self._finished[council_id] = None
+            else:
+                self._councils[council_id] = state
+
     async def _recover(self) -> None:
         """Re-read what was delivered but not acknowledged before the last stop, and act on it."""
+        await self._adopt_running()
         try:
             info = await self._top.js.consumer_info(LOG_STREAM, DURABLE)
         except NotFoundError:
