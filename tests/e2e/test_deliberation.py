@@ -14,6 +14,12 @@ from services.common.jetstream import Topology
 from tests.e2e.procs import Services, wait_status, write_config
 
 
+async def reach_stage(http: httpx.AsyncClient, council_id: str, stage: str) -> None:
+    async with asyncio.timeout(30):
+        while (await http.get(f"/api/v1/council/{council_id}", params={"format": "json"})).json()["stage"] != stage:
+            await asyncio.sleep(0.05)
+
+
 def test_question_in_answer_out_in_every_format(services: Services) -> None:
     url = services.start_gateway()
     services.start("orchestrator", "orchestrator")
@@ -41,11 +47,7 @@ async def test_orchestrator_killed_mid_deliberation_resumes_without_repeats(
     services.start("runner", "runner")
     async with httpx.AsyncClient(base_url=url) as http:
         council_id = (await http.post("/api/v1/council/query", json={"prompt": "Crash me"})).json()["council_id"]
-        async with asyncio.timeout(30):
-            while (await http.get(f"/api/v1/council/{council_id}", params={"format": "json"})).json()[
-                "stage"
-            ] != "peer-review":
-                await asyncio.sleep(0.05)
+        await reach_stage(http, council_id, "peer-review")
     services.kill("orchestrator")  # SIGKILL: no chance to ack or snapshot anything
     await asyncio.sleep(1.5)  # runners keep finishing reviews while nobody orchestrates
     services.start("orchestrator-2", "orchestrator")
@@ -104,11 +106,7 @@ async def test_a_standby_orchestrator_takes_over_when_the_leader_dies(
     services.start("runner", "runner")
     async with httpx.AsyncClient(base_url=url) as http:
         council_id = (await http.post("/api/v1/council/query", json={"prompt": "Fail over"})).json()["council_id"]
-        async with asyncio.timeout(30):
-            while (await http.get(f"/api/v1/council/{council_id}", params={"format": "json"})).json()[
-                "stage"
-            ] != "peer-review":
-                await asyncio.sleep(0.05)
+        await reach_stage(http, council_id, "peer-review")
     services.kill("leader")
     result = await asyncio.to_thread(wait_status, url, council_id, {"completed", "failed"})
     assert result["status"] == "completed"
