@@ -98,8 +98,8 @@ class Screen:
         self.out.flush()
 
 
-def follow(client: CouncilClient, council_id: str, after: int, out: TextIO, plain: bool) -> tuple[int, int]:
-    """Stream a council to the screen; returns (exit code, last seq seen)."""
+def follow(client: CouncilClient, council_id: str, after: int, out: TextIO, plain: bool) -> int:
+    """Stream a council to the screen; returns the exit code."""
     interactive = out.isatty() and not plain
     screen = Screen(out, interactive)
     state = empty_state(council_id)
@@ -118,18 +118,18 @@ def follow(client: CouncilClient, council_id: str, after: int, out: TextIO, plai
             state = apply(state, item)
             screen.draw(live_lines(state, interactive, interactive), force=item.__struct_config__.tag != "model.delta")
     except KeyboardInterrupt:
-        return _interrupted(client, council_id, last), last
+        return _interrupted(client, council_id, last)
     screen.draw(live_lines(state, interactive, interactive), force=True)
     if isinstance(item, CouncilCompleted):
         out.write("\n" + client.get(council_id, "markdown") + "\n")  # the same document GET serves
-        return 0, last
+        return 0
     if isinstance(item, CouncilFailed | CouncilCancelled):
         reason = item.data.reason
         print(f"\ncouncil {council_id} {state.status}: {reason}", file=sys.stderr)
-        return 1, last
+        return 1
     # A watch that started after the terminal event: show the stored answer.
     out.write(client.get(council_id, "markdown") + "\n")
-    return 0, last
+    return 0
 
 
 def _interrupted(client: CouncilClient, council_id: str, last: int) -> int:
@@ -181,7 +181,7 @@ def watch(args: argparse.Namespace) -> int:
 
 def _follow(client: CouncilClient, council_id: str, after: int, plain: bool) -> int:
     try:
-        code, _ = follow(client, council_id, after, sys.stdout, plain)
+        code = follow(client, council_id, after, sys.stdout, plain)
     except CouncilError as exc:
         print(f"council: {exc.title}: {exc.detail}", file=sys.stderr)
         return 1

@@ -7,7 +7,6 @@ skips ids it already sent and JetStream's duplicate window absorbs the rest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 import msgspec
@@ -308,15 +307,3 @@ def decide(state: CouncilState, catalogue: Catalogue, now: datetime) -> list[Int
     if stage.finished and (stage.completed_at is None or stage.stage < 3):
         return intents + _complete_stage(ctx, stage)
     return intents + _pending_jobs(ctx, stage)
-
-
-def events_of(intents: list[Intent]) -> list[AnyEvent]:
-    return [i.event for i in intents if isinstance(i, Append)]
-
-
-def jobs_of(intents: list[Intent]) -> list[Job]:
-    return [i.job for i in intents if isinstance(i, Dispatch)]
-
-
-def personas(catalogue: Mapping[str, str]) -> Catalogue:
-    return Catalogue(personas=dict(catalogue))
