@@ -9,7 +9,7 @@ import msgspec
 from schemas.events import AnyEvent
 from schemas.jobs import Job
 
-__all__ = ["DecodeError", "decode_as", "decode_event", "decode_job", "encode"]
+__all__ = ["DecodeError", "decode_as", "decode_event", "decode_job", "encode", "stamp_seq"]
 
 T = TypeVar("T")
 DecodeError = msgspec.DecodeError
@@ -20,6 +20,20 @@ _job_decoder = msgspec.json.Decoder(Job)
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 
+class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """Any event with its payload left as raw JSON; the fields in the order events encode them."""
+
+    type: str
+    data: msgspec.Raw
+    v: int = 1
+    council_id: str
+    seq: int = 0
+    ts: str
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
 def encode(value: object) -> bytes:
     return _encoder.encode(value)
 
@@ -28,6 +42,16 @@ def decode_event(raw: bytes, seq: int = 0) -> AnyEvent:
     """Decode a stored event; ``seq`` is its stream sequence, known only to the reader."""
     event = _event_decoder.decode(raw)
     return msgspec.structs.replace(event, seq=seq) if seq else event
+
+
+def stamp_seq(raw: bytes, seq: int) -> tuple[str, bytes]:
+    """A stored event's type and its envelope with ``seq`` filled in, without decoding the payload.
+
+    The same bytes as ``encode(decode_event(raw, seq))`` at a fraction of the cost: this is how
+    the SSE stream relays the log.
+    """
+    envelope = _envelope_decoder.decode(raw)
+    return envelope.type, _encoder.encode(msgspec.structs.replace(envelope, seq=seq))
 
 
 def decode_job(raw: bytes) -> Job:

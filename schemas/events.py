@@ -9,13 +9,14 @@ Unknown fields are ignored on decode so old readers skip what newer writers add.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
 from schemas.result import AggregateEntry, CouncilResult, Usage
 
 __all__ = [
+    "EVENT_TYPES",
     "TERMINAL_TYPES",
     "AggregateEntry",
     "AnyEvent",
@@ -278,4 +279,5 @@ AnyEvent = (
     | CouncilCancelled
 )
 
+EVENT_TYPES: tuple[str, ...] = tuple(str(cls.__struct_config__.tag) for cls in get_args(AnyEvent))
 TERMINAL_TYPES = frozenset({"council.completed", "council.failed", "council.cancelled"})

@@ -1,8 +1,11 @@
 """The orchestrator shell: consume the log in order → fold → decide → append/publish → ack.
 
-One durable consumer reads every council's events. State per council is held in memory while
-it runs and rebuilt from the log (snapshot + tail) whenever it is not — after a restart, or for
-a council first seen mid-way. On start-up it also re-reads the messages delivered but never
+One durable consumer reads every council's events except ``model.delta``: token deltas are most
+of the log and decide nothing, so the orchestrator never sees them. State per council is held in
+memory while it runs and rebuilt from the log (snapshot + tail) whenever it is not — after a
+restart, or for a council first seen mid-way. Because that in-memory state skips deltas, it is
+never saved as a snapshot itself: after each stage and at the end, a background task saves the
+full fold (the previous snapshot + everything since), so snapshot + tail always equals the fold. On start-up it also re-reads the messages delivered but never
 acknowledged before a crash, so councils that were mid-step carry on at once rather than after
 the ack timeout. Nothing is decided twice: every intent has a deterministic message id.
 """
@@ -23,7 +26,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from schemas.codec import DecodeError, decode_event, encode
-from schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject
+from schemas.events import EVENT_TYPES, StageCompleted
+from schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject, log_filter_for_type
 from services.common.eventlog import MSG_ID, append, load_state, read_events, save_snapshot
 from services.common.jetstream import Topology
 from services.common.settings import Settings
@@ -37,9 +41,9 @@ __all__ = ["DURABLE", "Orchestrator"]
 log = logging.getLogger("council.orchestrator")
 
 DURABLE = "orchestrator"
+DECISION_FILTERS = [log_filter_for_type(t) for t in EVENT_TYPES if t != "model.delta"]
 TICK_S = 1.0
-SNAPSHOT_EVERY = 500  # events: keeps a GET of a long council from re-reading its whole log
-FINISHED_MEMORY = 10_000  # finished councils remembered, so late deltas don't trigger a rebuild
+FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't trigger a rebuild
 
 
 def utcnow() -> datetime:
@@ -61,7 +65,7 @@ class Orchestrator:
         )
         self._councils: dict[str, CouncilState] = {}
         self._sent: dict[str, set[str]] = {}
-        self._snapshot_at: dict[str, int] = {}
+        self._snapshots: asyncio.Queue[str] = asyncio.Queue()
         self._finished: OrderedDict[str, None] = OrderedDict()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -84,19 +88,20 @@ class Orchestrator:
     def _forget(self) -> None:
         self._councils.clear()
         self._sent.clear()
-        self._snapshot_at.clear()
 
     async def _consume(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
         js = self._top.js
         config = ConsumerConfig(
             durable_name=DURABLE,
-            filter_subject=f"{LOG_ROOT}.>",
+            filter_subjects=DECISION_FILTERS,
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=30.0,
             max_ack_pending=20_000,
         )
-        sub = await js.pull_subscribe(f"{LOG_ROOT}.>", durable=DURABLE, stream=LOG_STREAM, config=config)
+        await js.add_consumer(LOG_STREAM, config)  # creates it, or updates one made by an older version
+        sub = await js.pull_subscribe_bind(DURABLE, stream=LOG_STREAM)
+        snapshotter = asyncio.create_task(self._save_snapshots())
         try:
             await self._recover()
             log.info("orchestrator consuming %s", LOG_STREAM)
@@ -115,7 +120,20 @@ class Orchestrator:
                     last_tick = loop.time()
                     await self._tick()
         finally:
+            snapshotter.cancel()
+            await asyncio.gather(snapshotter, return_exceptions=True)
             await sub.unsubscribe()
+
+    async def _save_snapshots(self) -> None:
+        """Save the full fold of each council queued here, one at a time, so they only move forward."""
+        while True:
+            council_id = await self._snapshots.get()
+            try:
+                state = await load_state(self._top.js, self._top.views, council_id)
+                if state is not None:
+                    await save_snapshot(self._top.views, state)
+            except Exception:  # a snapshot is only a shortcut: the next one, or the log, will do
+                log.warning("could not save a snapshot of %s", council_id, exc_info=True)
 
     async def _adopt_running(self) -> None:
         """Hold every unfinished council, so deadlines fire even for councils whose log is quiet."""
@@ -159,7 +177,7 @@ class Orchestrator:
             await msg.term()
             return
         if event.council_id in self._finished:
-            await msg.ack()  # e.g. a delta a runner was flushing when the council was cancelled
+            await msg.ack()  # e.g. a runner finishing a call after the council was cancelled
             return
         try:
             state = self._councils.get(event.council_id)
@@ -171,6 +189,8 @@ class Orchestrator:
             else:
                 state = apply(state, event)
             await self._act(state)
+            if isinstance(event, StageCompleted):
+                self._snapshots.put_nowait(event.council_id)
         except Exception:
             # Transient trouble (NATS unavailable, publish timeout): try this message again soon.
             log.exception("failed to process seq=%d; will retry", seq)
@@ -188,16 +208,12 @@ class Orchestrator:
             await self._execute(intent)
             sent.add(intent.msg_id)
         if state.terminal:
-            await save_snapshot(self._top.views, state)
+            self._snapshots.put_nowait(cid)
             self._councils.pop(cid, None)
             self._sent.pop(cid, None)
-            self._snapshot_at.pop(cid, None)
             self._finished[cid] = None
             if len(self._finished) > FINISHED_MEMORY:
                 self._finished.popitem(last=False)
-        elif state.last_seq - self._snapshot_at.get(cid, 0) >= SNAPSHOT_EVERY:
-            await save_snapshot(self._top.views, state)
-            self._snapshot_at[cid] = state.last_seq
 
     async def _execute(self, intent: Intent) -> None:
         if isinstance(intent, Append):

@@ -10,8 +10,9 @@ import msgspec
 import pytest
 from msgspec.structs import replace
 
-from schemas.codec import DecodeError, decode_event, encode
+from schemas.codec import DecodeError, decode_event, encode, stamp_seq
 from schemas.events import (
+    EVENT_TYPES,
     TERMINAL_TYPES,
     AggregateEntry,
     AnyEvent,
@@ -300,8 +301,21 @@ def test_the_envelope_has_exactly_v_council_id_seq_ts_type_data(event: AnyEvent)
     assert isinstance(envelope["data"], dict)
 
 
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: type(e).__name__)
+def test_stamping_a_seq_gives_the_same_bytes_as_decoding_and_encoding(event: AnyEvent) -> None:
+    kind, envelope = stamp_seq(encode(event), 4711)
+    assert kind == type(event).__struct_config__.tag
+    assert envelope == encode(replace(event, seq=4711))
+
+
+def test_stamping_an_unreadable_event_raises_a_decode_error() -> None:
+    with pytest.raises(DecodeError):
+        stamp_seq(b'{"type":"model.delta","council_id":"x"}', 1)
+
+
 def test_event_tags_are_the_frozen_dotted_names() -> None:
     tags = {type(e).__struct_config__.tag for e in SAMPLES}
+    assert tags == set(EVENT_TYPES)
     assert tags == {
         "council.submitted",
         "council.started",
