@@ -52,6 +52,7 @@ class ReplayResult:
 
 
 async def _timed_reads(stack: Stack, http: httpx.AsyncClient, council_id: str, reps: int, reads: ClientReads) -> None:
+    await follow(http, council_id, httpx_sse=reads.client == "httpx-sse")  # untimed: warms both ends
     meter = CpuMeter(stack.pids())
     meter.start()
     total, events = 0.0, 0

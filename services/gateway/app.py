@@ -19,7 +19,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.params import Parameter
-from litestar.response import ServerSentEvent
+from litestar.response import Stream
 from nats.js.errors import KeyWrongLastSequenceError
 
 from schemas.api import ConfigInfo, ModelInfo, QueryAccepted, QueryRequest, SkipRequest
@@ -50,6 +50,7 @@ log = logging.getLogger("council.gateway")
 
 Format = Literal["markdown", "text", "json"]
 MAX_IDEMPOTENCY_KEY = 255
+SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True):
@@ -228,7 +229,7 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int:
 
 def _sse(
     gw: Gateway, council_id: str, after: int, on_disconnect: Callable[[], Awaitable[None]] | None = None
-) -> ServerSentEvent:
+) -> Stream:
     g = gw.settings.gateway
     frames = event_frames(
         gw.top,
@@ -240,7 +241,7 @@ def _sse(
         now=lambda: iso(gw.now()),
         on_disconnect=on_disconnect,
     )
-    return ServerSentEvent(frames, headers={"X-Accel-Buffering": "no"})
+    return Stream(frames, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @get("/api/v1/council/{council_id:str}/events", summary="Stream a council's events (SSE), resumable")
@@ -249,7 +250,7 @@ async def council_events(
     gw: Gateway,
     last_event_id: str | None = Parameter(header="Last-Event-ID", default=None, required=False),
     after: int | None = Parameter(default=None, ge=0, description="resume after this seq (Last-Event-ID wins)"),
-) -> ServerSentEvent:
+) -> Stream:
     after_seq = _resume_point(last_event_id, after)
     await gw.known(council_id)  # cheap: no fold, the stream itself replays the history
     return _sse(gw, council_id, after_seq)
@@ -265,7 +266,7 @@ async def stream_new_council(
     temperature: float | None = None,
     stream_tokens: bool = True,
     cancel_on_disconnect: bool = True,
-) -> ServerSentEvent:
+) -> Stream:
     query = QueryRequest(
         prompt=prompt,
         models=[m.strip() for m in models.split(",") if m.strip()] if models is not None else None,
