@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 
 from schemas.jobs import Job
-from services.bootstrap import configure_logging, run_service
+from services.bootstrap import configure_logging, run, run_service
 from services.common.jetstream import Topology
 from services.common.settings import ModelSpec, ProviderSpec, Settings, load_settings
 from services.model_runner.providers.base import Finish, Provider, StreamItem, TextDelta, UsageReport
@@ -72,7 +72,7 @@ async def _serve(settings: Settings, max_in_flight: int) -> None:
 
 def main() -> None:
     configure_logging()
-    asyncio.run(_serve(load_settings(), max_in_flight=1024))
+    run(_serve(load_settings(), max_in_flight=1024))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
@@ -18,7 +19,7 @@ from services.model_runner.providers import build_provider
 from services.model_runner.worker import Runner
 from services.orchestrator.service import Orchestrator
 
-__all__ = ["close_quietly", "configure_logging", "run_orchestrator", "run_runner", "run_service"]
+__all__ = ["close_quietly", "configure_logging", "run", "run_orchestrator", "run_runner", "run_service"]
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -29,6 +30,17 @@ def configure_logging(level: str = "INFO") -> None:
     )
     # httpx logs every request line at INFO; keep it quiet (and never near a key).
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run`` on uvloop where it is installed (as uvicorn does for the gateway)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 async def run_service(

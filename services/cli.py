@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import subprocess
@@ -51,19 +50,19 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_orchestrator(args: argparse.Namespace) -> int:
-    from services.bootstrap import configure_logging, run_orchestrator
+    from services.bootstrap import configure_logging, run, run_orchestrator
 
     configure_logging()
-    asyncio.run(run_orchestrator(_settings()))
+    run(run_orchestrator(_settings()))
     return 0
 
 
 def cmd_runner(args: argparse.Namespace) -> int:
-    from services.bootstrap import configure_logging, run_runner
+    from services.bootstrap import configure_logging, run, run_runner
 
     configure_logging()
     pools = [p for p in args.pools.split(",") if p] if args.pools else None
-    asyncio.run(run_runner(_settings(), pools, args.max_in_flight))
+    run(run_runner(_settings(), pools, args.max_in_flight))
     return 0
 
 

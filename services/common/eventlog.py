@@ -6,13 +6,15 @@ shortcut. Appends carry a deterministic ``Nats-Msg-Id`` so a repeat after a cras
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
+from collections import deque
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
@@ -24,6 +26,7 @@ from services.orchestrator.domain.state import CouncilState
 
 __all__ = [
     "Appended",
+    "Pipeline",
     "Snapshot",
     "append",
     "council_exists",
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
 FETCH_BATCH = 1000
+CONFIRM_TIMEOUT_S = 10.0
 
 
 class Appended(msgspec.Struct, frozen=True):
@@ -57,6 +61,34 @@ async def append(js: JetStreamContext, event: AnyEvent, msg_id: str) -> Appended
         event_subject(event.council_id, type_tag), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id}
     )
     return Appended(ack.seq, bool(ack.duplicate))
+
+
+class Pipeline:
+    """Appends that do not wait for each ack, for a stream of events from one writer (deltas).
+
+    One connection delivers publishes in order, so the log keeps their order; ``confirm()``
+    waits for every outstanding ack and raises what the server refused, and must be awaited
+    before an event that has to come after them all is appended.
+    """
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+        self._unacked: deque[asyncio.Future[PubAck]] = deque()
+
+    async def append(self, event: AnyEvent, msg_id: str) -> None:
+        while self._unacked and self._unacked[0].done():
+            self._unacked.popleft().result()  # an earlier refusal surfaces here, not never
+        type_tag = event.__struct_config__.tag
+        assert isinstance(type_tag, str)
+        subject = event_subject(event.council_id, type_tag)
+        headers = {MSG_ID: msg_id}
+        self._unacked.append(await self._js.publish_async(subject, encode(event), stream=LOG_STREAM, headers=headers))
+
+    async def confirm(self) -> None:
+        if self._unacked:
+            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                await asyncio.gather(*self._unacked)
+            self._unacked.clear()
 
 
 async def council_exists(js: JetStreamContext, council_id: str) -> bool:

@@ -35,7 +35,7 @@ from schemas.events import (
 from schemas.ids import slug
 from schemas.jobs import Job
 from schemas.subjects import JOBS_STREAM, LOG_STREAM, event_subject, log_filter_for_type, pool_filter
-from services.common.eventlog import append
+from services.common.eventlog import Pipeline, append
 from services.common.jetstream import Topology
 from services.common.settings import ModelSpec, Settings
 from services.model_runner.metering import DeltaBuffer, backoff_s, usage_of
@@ -271,6 +271,7 @@ class Runner:
             report: UsageReport | None = None
             finish: str | None = None
             flushes = 0
+            deltas = Pipeline(js)  # a token's delta goes out without waiting for the previous one's ack
 
             async def flush() -> None:
                 nonlocal flushes
@@ -282,7 +283,7 @@ class Runner:
                     stage=job.stage, model=job.model, attempt=attempt, text=text, token_count=buffer.total_tokens
                 )
                 event = ModelDelta(council_id=cid, ts=iso(self._clock()), data=data)
-                await append(js, event, f"{job.job_id}:a{attempt}:d{flushes}")
+                await deltas.append(event, f"{job.job_id}:a{attempt}:d{flushes}")
 
             async for item in self._timed(provider.stream(spec, job), spec, buffer, flush):
                 if isinstance(item, TextDelta):
@@ -296,6 +297,7 @@ class Runner:
                 elif isinstance(item, Finish):
                     finish = item.reason
             await flush()
+            await deltas.confirm()  # every delta is in the log before the completion
             done = ModelCompletedData(
                 stage=job.stage,
                 model=job.model,
@@ -346,9 +348,8 @@ class Runner:
                 wait = limit - now
                 due = buffer.due_in(now)
                 try:
-                    item = await asyncio.wait_for(
-                        queue.get(), timeout=max(0.0, min(wait, due) if due is not None else wait)
-                    )
+                    async with asyncio.timeout(max(0.0, min(wait, due) if due is not None else wait)):
+                        item = await queue.get()
                 except TimeoutError:
                     if due is not None and loop.time() < limit:
                         await flush()

@@ -101,7 +101,8 @@ class Orchestrator:
         )
         await js.add_consumer(LOG_STREAM, config)  # creates it, or updates one made by an older version
         sub = await js.pull_subscribe_bind(DURABLE, stream=LOG_STREAM)
-        snapshotter = asyncio.create_task(self._save_snapshots())
+        stopping = asyncio.Event()
+        snapshotter = asyncio.create_task(self._save_snapshots(stopping))
         try:
             await self._recover()
             log.info("orchestrator consuming %s", LOG_STREAM)
@@ -120,13 +121,16 @@ class Orchestrator:
                     last_tick = loop.time()
                     await self._tick()
         finally:
+            stopping.set()
             snapshotter.cancel()
             await asyncio.gather(snapshotter, return_exceptions=True)
             await sub.unsubscribe()
 
-    async def _save_snapshots(self) -> None:
+    async def _save_snapshots(self, stopping: asyncio.Event) -> None:
         """Save the full fold of each council queued here, one at a time, so they only move forward."""
-        while True:
+        # Checked as well as cancelled: nats-py's _flush_pending swallows a CancelledError that
+        # arrives during a publish, so a cancel alone can leave this loop running.
+        while not stopping.is_set():
             council_id = await self._snapshots.get()
             try:
                 state = await load_state(self._top.js, self._top.views, council_id)

@@ -96,3 +96,20 @@ async def test_the_orchestrator_is_never_delivered_a_token_delta(topology: Topol
         while (info := await topology.js.consumer_info(LOG_STREAM, DURABLE)).ack_floor.stream_seq < deciding[-1].seq:
             await asyncio.sleep(0.05)
     assert info.delivered.consumer_seq == len(deciding)
+
+
+async def test_every_members_deltas_are_in_order_and_before_its_completion(
+    topology: Topology, settings: Settings
+) -> None:
+    council_id = await submit(topology, settings)
+    await finished(topology, council_id)
+    events = await read_events(topology.js, f"council.log.{council_id}.>")
+    counts: dict[tuple[int, str], list[int]] = {}
+    for e in events:
+        tag = e.__struct_config__.tag
+        if tag == "model.delta":
+            counts.setdefault((e.data.stage, e.data.model), []).append(e.data.token_count)  # type: ignore[attr-defined]
+        elif tag == "model.completed":
+            seen = counts.get((e.data.stage, e.data.model), [])  # type: ignore[attr-defined]
+            assert seen and seen == sorted(set(seen)) and seen[-1] == e.data.token_count  # type: ignore[attr-defined]
+    assert len(counts) == 2 * len(settings.council.members) + 1

@@ -1,0 +1,44 @@
+"""Appending to the log: pipelined appends keep their order and report what the server refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from nats.js.errors import NoStreamResponseError
+
+from schemas.events import ModelDelta, ModelDeltaData
+from schemas.ids import new_council_id
+from schemas.subjects import LOG_STREAM, council_filter
+from services.common.eventlog import Pipeline, read_events
+from services.common.jetstream import Topology, ensure_topology
+
+TS = "2026-11-21T10:00:00.000Z"
+
+
+def delta(council_id: str, n: int) -> ModelDelta:
+    data = ModelDeltaData(stage=1, model="m/a", attempt=1, text=f"t{n} ", token_count=n)
+    return ModelDelta(council_id=council_id, ts=TS, data=data)
+
+
+async def test_pipelined_appends_land_in_order_once_confirmed(topology: Topology) -> None:
+    council_id = new_council_id(datetime.now(UTC))
+    pipeline = Pipeline(topology.js)
+    for n in range(1, 501):
+        await pipeline.append(delta(council_id, n), f"{council_id}:d{n}")
+    await pipeline.append(delta(council_id, 1), f"{council_id}:d1")  # a repeat is absorbed
+    await pipeline.confirm()
+    events = await read_events(topology.js, council_filter(council_id))
+    assert [e.data.token_count for e in events] == list(range(1, 501))  # type: ignore[union-attr]
+
+
+async def test_confirm_raises_what_the_server_refused(topology: Topology) -> None:
+    council_id = new_council_id(datetime.now(UTC))
+    pipeline = Pipeline(topology.js)
+    await topology.js.delete_stream(LOG_STREAM)
+    try:
+        await pipeline.append(delta(council_id, 1), f"{council_id}:d1")
+        with pytest.raises(NoStreamResponseError):
+            await pipeline.confirm()
+    finally:
+        await ensure_topology(topology.nc)
