@@ -23,15 +23,13 @@ import anyio
 import msgspec
 from litestar.response import ServerSentEventMessage
 from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from schemas.api import CouncilStatus
 from schemas.codec import DecodeError, encode, stamp_seq
 from schemas.events import TERMINAL_TYPES
 from schemas.result import CouncilResult
 from schemas.subjects import LOG_STREAM, council_filter
-from services.common.eventlog import council_exists, load_state, terminal_seq
+from services.common.eventlog import council_exists, follow, load_state, release, stream_seq, terminal_seq
 from services.common.jetstream import Topology
 from services.gateway.render import status_view
 from services.orchestrator.domain.state import CouncilState
@@ -67,24 +65,11 @@ async def _first_seq(topology: Topology) -> int:
     return info.state.first_seq
 
 
-def _stream_seq(msg: Msg) -> int:
-    """The stream seq from the ack subject, ``$JS.ACK.<stream>.<consumer>.<n>.<stream seq>...``.
-
-    Parsing ``msg.metadata`` costs twenty times as much: it builds objects and a timestamp.
-    """
-    tokens = msg.reply.split(".")
-    if len(tokens) == 9:
-        return int(tokens[5])
-    if len(tokens) >= 11:  # with <domain>.<account hash> after ACK
-        return int(tokens[7])
-    return int(msg.metadata.sequence.stream)
-
-
 def _frames(msgs: list[Msg], retry: int | None) -> tuple[bytes, bool]:
     """One chunk of frames for ``msgs``, up to and including a terminal event, and whether it ended."""
     frames: list[bytes] = []
     for msg in msgs:
-        seq = _stream_seq(msg)
+        seq = stream_seq(msg)
         try:
             kind, envelope = stamp_seq(msg.data, seq)
         except DecodeError as exc:
@@ -140,20 +125,8 @@ async def event_frames(
     end = await terminal_seq(topology.js, council_id)
     if end is not None and end <= after:
         return  # the client has seen the end already (an EventSource reconnecting after close)
-    config = ConsumerConfig(
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
-        opt_start_seq=after + 1 if after else None,
-        inactive_threshold=inactive_s,
-    )
     inbox: asyncio.Queue[Msg] = asyncio.Queue(INBOX)
-    sub = await topology.js.subscribe(
-        council_filter(council_id),
-        stream=LOG_STREAM,
-        ordered_consumer=True,
-        config=config,
-        idle_heartbeat=5.0,
-        cb=inbox.put,
-    )
+    sub = await follow(topology.js, council_filter(council_id), after, inbox.put, inactive_s)
     finished = False
     try:
         while not finished:
@@ -173,11 +146,6 @@ async def event_frames(
         # The response is being cancelled when the client left: shield the clean-up so the
         # consumer is deleted now rather than left to expire.
         with anyio.CancelScope(shield=True):
-            consumer = sub._consumer  # the ordered consumer's current name (it changes on reset)
-            try:
-                await sub.unsubscribe()
-                await topology.js.delete_consumer(LOG_STREAM, consumer)
-            except NatsError as exc:
-                log.debug("consumer %s already gone: %s", consumer, exc)
+            await release(topology.js, sub)
             if not finished and on_disconnect is not None:
                 await on_disconnect()

@@ -1,4 +1,4 @@
-"""Appending to the log: pipelined appends keep their order and report what the server refused."""
+"""The log: pipelined appends keep their order and report refusals; reads reach the end regardless."""
 
 from __future__ import annotations
 
@@ -42,3 +42,16 @@ async def test_confirm_raises_what_the_server_refused(topology: Topology) -> Non
             await pipeline.confirm()
     finally:
         await ensure_topology(topology.nc)
+
+
+async def test_reading_skips_an_unreadable_message_and_still_reaches_the_end(topology: Topology) -> None:
+    council_id = new_council_id(datetime.now(UTC))
+    pipeline = Pipeline(topology.js)
+    await pipeline.append(delta(council_id, 1), f"{council_id}:d1")
+    await pipeline.confirm()
+    await topology.js.publish(f"council.log.{council_id}.model.delta", b"{not json", stream=LOG_STREAM)
+    await pipeline.append(delta(council_id, 2), f"{council_id}:d2")
+    await pipeline.confirm()
+    events = await read_events(topology.js, council_filter(council_id))
+    assert [e.data.token_count for e in events] == [1, 2]  # type: ignore[union-attr]
+    assert await read_events(topology.js, council_filter(council_id), after=events[-1].seq) == []
