@@ -59,12 +59,14 @@ class Snapshot(msgspec.Struct, frozen=True):
     last_seq: int
 
 
-async def append(js: JetStreamContext, event: AnyEvent, msg_id: str) -> Appended:
+def _subject(event: AnyEvent) -> str:
     type_tag = event.__struct_config__.tag
     assert isinstance(type_tag, str)
-    ack = await js.publish(
-        event_subject(event.council_id, type_tag), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id}
-    )
+    return event_subject(event.council_id, type_tag)
+
+
+async def append(js: JetStreamContext, event: AnyEvent, msg_id: str) -> Appended:
+    ack = await js.publish(_subject(event), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id})
     return Appended(ack.seq, bool(ack.duplicate))
 
 
@@ -83,11 +85,8 @@ class Pipeline:
     async def append(self, event: AnyEvent, msg_id: str) -> None:
         while self._unacked and self._unacked[0].done():
             self._unacked.popleft().result()  # an earlier refusal surfaces here, not never
-        type_tag = event.__struct_config__.tag
-        assert isinstance(type_tag, str)
-        subject = event_subject(event.council_id, type_tag)
-        headers = {MSG_ID: msg_id}
-        self._unacked.append(await self._js.publish_async(subject, encode(event), stream=LOG_STREAM, headers=headers))
+        ack = await self._js.publish_async(_subject(event), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id})
+        self._unacked.append(ack)
 
     async def confirm(self) -> None:
         if self._unacked:

@@ -5,9 +5,10 @@ of the log and decide nothing, so the orchestrator never sees them. State per co
 memory while it runs and rebuilt from the log (snapshot + tail) whenever it is not — after a
 restart, or for a council first seen mid-way. Because that in-memory state skips deltas, it is
 never saved as a snapshot itself: after each stage and at the end, a background task saves the
-full fold (the previous snapshot + everything since), so snapshot + tail always equals the fold. On start-up it also re-reads the messages delivered but never
-acknowledged before a crash, so councils that were mid-step carry on at once rather than after
-the ack timeout. Nothing is decided twice: every intent has a deterministic message id.
+full fold (the previous snapshot + everything since), so snapshot + tail always equals the fold.
+On start-up it also re-reads the messages delivered but never acknowledged before a crash, so
+councils that were mid-step carry on at once rather than after the ack timeout. Nothing is
+decided twice: every intent has a deterministic message id.
 """
 
 from __future__ import annotations
