@@ -61,12 +61,14 @@ async def run_service(
 
 async def close_quietly(nc: Client) -> None:
     """Drain when we can; when NATS is already gone, just close — shutdown must not hang or trace."""
+    # uvloop reports writing to a transport that is already closed as a RuntimeError.
+    gone = (NatsError, OSError, RuntimeError)
     try:
         await asyncio.wait_for(nc.drain(), timeout=10)
         return
-    except (NatsError, TimeoutError, OSError):
+    except (*gone, TimeoutError):
         pass
-    with contextlib.suppress(NatsError, OSError):  # the connection is gone: nothing left to release
+    with contextlib.suppress(*gone):  # the connection is gone: nothing left to release
         await nc.close()
 
 

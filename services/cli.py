@@ -108,8 +108,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     code = 0
     try:
         if not _wait_healthy(url, procs):
-            print("council: the services did not become ready; see the log above", file=sys.stderr)
-            code = 1
+            if not stop:  # Ctrl-C during start-up is a normal stop, not a failure
+                print("council: the services did not become ready; see the log above", file=sys.stderr)
+                code = 1
         else:
             mode = "simulated models (no provider keys set)" if "simulated" in settings.source else settings.source
             print(f"\ncouncil is up at {url}  (NATS {env['NATS_URL']}, {mode})")

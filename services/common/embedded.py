@@ -52,6 +52,9 @@ class EmbeddedNats:
             [nats_server_binary(), "-js", "-a", self.host, "-p", str(self.port), "-sd", str(self.store_dir)],
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            # Out of the terminal's process group: Ctrl-C reaches the services, which drain into a
+            # server that is still there, and whoever started it stops it last.
+            start_new_session=True,
         )
         log_file.close()
         deadline = time.monotonic() + timeout

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import msgspec
+from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
@@ -110,7 +111,11 @@ class Leadership:
                 log.warning("lease renewal failed (%s); retrying", type(exc).__name__)
 
     async def release(self) -> None:
-        """Hand over at once rather than after the time-to-live."""
+        """Hand over at once rather than after the time-to-live (which still applies if NATS is gone)."""
         lease = encode(Lease(self._holder, 0.0))
-        with contextlib.suppress(KeyWrongLastSequenceError):  # someone else already leads
+        try:
             await self._kv.update(LEASE_KEY, lease, last=self._revision)
+        except KeyWrongLastSequenceError:
+            pass  # someone else already leads
+        except (NatsError, OSError, RuntimeError) as exc:
+            log.warning("could not release the lease (%s); it expires within %gs", type(exc).__name__, self._ttl)

@@ -28,6 +28,7 @@ def start_up(tmp_path: Path, port: int, env: dict[str, str], log_name: str) -> s
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
+        start_new_session=True,  # its own process group, as in a terminal
     )
     log.close()
     wait_ready(f"http://127.0.0.1:{port}", up, tmp_path / log_name, timeout=60)
@@ -35,7 +36,8 @@ def start_up(tmp_path: Path, port: int, env: dict[str, str], log_name: str) -> s
 
 
 def stop_up(up: subprocess.Popen[bytes]) -> int:
-    up.send_signal(signal.SIGINT)
+    """Ctrl-C as a terminal sends it: SIGINT to the whole group, nats-server and services included."""
+    os.killpg(up.pid, signal.SIGINT)
     return up.wait(timeout=30)
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 
 from schemas.events import ModelCompleted, ModelDelta, ModelStarted, StageCompleted, StageStarted
+from services.common.embedded import EmbeddedNats
 from services.common.eventlog import read_events
 from services.common.jetstream import Topology
 from tests.e2e.procs import Services, wait_status, write_config
@@ -119,3 +122,29 @@ async def test_a_standby_orchestrator_takes_over_when_the_leader_dies(
     assert set(transitions.values()) == {1}
     standby_log = (services.logs / "standby.log").read_text()
     assert "standing by" in standby_log and "leading as" in standby_log
+
+
+def test_services_stop_cleanly_when_nats_went_away_first(tmp_path: Path) -> None:
+    server = EmbeddedNats(tmp_path / "nats").start()
+    running = Services(server.url, write_config(tmp_path), tmp_path)
+    try:
+        running.start_gateway()
+        running.start("orchestrator", "orchestrator")
+        running.start("runner", "runner")
+        for name, ready in (("orchestrator", "orchestrator consuming"), ("runner", "runner pulling")):
+            deadline = time.monotonic() + 30
+            while ready not in (tmp_path / f"{name}.log").read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        server.kill()
+        time.sleep(0.5)  # every service has seen the connection drop
+        procs = dict(running.procs)
+        for proc in procs.values():
+            proc.send_signal(signal.SIGINT)
+        codes = {name: proc.wait(timeout=45) for name, proc in procs.items()}
+    finally:
+        running.stop_all()
+        server.stop()
+    assert codes == {"gateway": 0, "orchestrator": 0, "runner": 0}
+    for name in codes:
+        log = (tmp_path / f"{name}.log").read_text()
+        assert "Traceback" not in log, f"{name}:\n{log}"
