@@ -70,6 +70,11 @@ async def append(js: JetStreamContext, event: AnyEvent, msg_id: str) -> Appended
     return Appended(ack.seq, bool(ack.duplicate))
 
 
+def _observed(future: asyncio.Future[PubAck]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class Pipeline:
     """Appends that do not wait for each ack, for a stream of events from one writer (deltas).
 
@@ -86,6 +91,7 @@ class Pipeline:
         while self._unacked and self._unacked[0].done():
             self._unacked.popleft().result()  # an earlier refusal surfaces here, not never
         ack = await self._js.publish_async(_subject(event), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id})
+        ack.add_done_callback(_observed)  # a stream abandoned mid-way (a failed call) logs no stray errors
         self._unacked.append(ack)
 
     async def confirm(self) -> None:
