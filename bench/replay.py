@@ -22,7 +22,7 @@ import httpx
 
 from bench.client import follow, new_client, submit
 from bench.config import Pace, StackConfig
-from bench.latency import warm_up
+from bench.latency import NOISE_LIMIT_PERCENT, warm_up
 from bench.stack import Stack
 from bench.stats import CpuMeter, median
 
@@ -37,6 +37,7 @@ class ClientReads:
     runs: list[float] = field(default_factory=list)  # events/s per read
     cpu: dict[str, int] = field(default_factory=dict)
     us_per_event: dict[str, float] = field(default_factory=dict)  # CPU µs per event, per process
+    attempts: int = 1  # sets of reads measured; the least disturbed one is kept
 
     @property
     def median(self) -> float:
@@ -51,8 +52,8 @@ class ReplayResult:
     httpx_sse: ClientReads = field(default_factory=lambda: ClientReads("httpx-sse"))
 
 
-async def _timed_reads(stack: Stack, http: httpx.AsyncClient, council_id: str, reps: int, reads: ClientReads) -> None:
-    await follow(http, council_id, httpx_sse=reads.client == "httpx-sse")  # untimed: warms both ends
+async def _timed_reads(stack: Stack, http: httpx.AsyncClient, council_id: str, reps: int, client: str) -> ClientReads:
+    reads = ClientReads(client)
     meter = CpuMeter(stack.pids())
     meter.start()
     total, events = 0.0, 0
@@ -67,9 +68,30 @@ async def _timed_reads(stack: Stack, http: httpx.AsyncClient, council_id: str, r
         reads.runs.append(round(seen.events / elapsed, 1))
     reads.cpu = meter.stop(total)
     reads.us_per_event = meter.per_event_us(events)
+    return reads
 
 
-async def run_replay(members: int, pace: Pace, reps: int) -> ReplayResult:
+def _noise(reads: ClientReads) -> int:
+    return reads.cpu.get("other", 0) + reads.cpu.get("steal", 0)
+
+
+async def _quietest(
+    stack: Stack, http: httpx.AsyncClient, council_id: str, reps: int, client: str, retries: int
+) -> ClientReads:
+    """The reads of one client; measured again (bounded) while other work disturbed them, as for latency."""
+    await follow(http, council_id, httpx_sse=client == "httpx-sse")  # untimed: warms both ends
+    best = await _timed_reads(stack, http, council_id, reps, client)
+    attempts = 1
+    while _noise(best) > NOISE_LIMIT_PERCENT and attempts <= retries:
+        attempts += 1
+        again = await _timed_reads(stack, http, council_id, reps, client)
+        if _noise(again) < _noise(best):
+            best = again
+    best.attempts = attempts
+    return best
+
+
+async def run_replay(members: int, pace: Pace, reps: int, retries: int = 0) -> ReplayResult:
     config = StackConfig(members=members, pace=pace, delta_window_ms=50, delta_max_tokens=1)
     with Stack(config, stamped=False, label="replay") as stack:
         await stack.ready()
@@ -81,7 +103,7 @@ async def run_replay(members: int, pace: Pace, reps: int) -> ReplayResult:
             if built.terminal != "council.completed":
                 raise RuntimeError(f"replay council ended with {built.terminal}")
             result = ReplayResult(events=built.events, build_s=round(time.perf_counter() - t0, 3))
-            for reads in (result.lean, result.httpx_sse):
-                await _timed_reads(stack, http, council_id, reps, reads)
+            result.lean = await _quietest(stack, http, council_id, reps, "lean", retries)
+            result.httpx_sse = await _quietest(stack, http, council_id, reps, "httpx-sse", retries)
             stack.check_alive()
             return result

@@ -162,6 +162,7 @@ def _replay_json(result: ReplayResult) -> dict[str, Any]:
                 "runs_events_per_s": reads.runs,
                 "cpu_percent": reads.cpu,
                 "cpu_us_per_event": reads.us_per_event,
+                "attempts": reads.attempts,
             }
             for reads in (result.lean, result.httpx_sse)
         },
@@ -286,7 +287,7 @@ def _replay_table(result: ReplayResult) -> list[str]:
             f"**{reads.median:,.0f}**",
             ", ".join(f"{r:,.0f}" for r in reads.runs),
             _us(reads.us_per_event),
-            _other(reads.cpu),
+            _other(reads.cpu) + (f" ({reads.attempts} tries)" if reads.attempts > 1 else ""),
         ]
         for reads in (result.lean, result.httpx_sse)
     ]

@@ -46,7 +46,7 @@ class Params:
     replay_pace: Pace
     replay_reads: int
     budget_s: float  # hard limit for the whole run
-    noise_retries: int  # extra attempts for a latency case disturbed by other work on the machine
+    noise_retries: int  # extra attempts for a latency case or replay disturbed by other work on the machine
     seed: int = 7
 
 
@@ -109,7 +109,9 @@ async def _run_all(params: Params, only: set[str]) -> Outcome:
             )
         if "replay" in only:
             _say(f"replay: {params.replay_reads} reads per client of one finished council")
-            outcome.replay = await run_replay(params.members, params.replay_pace, params.replay_reads)
+            outcome.replay = await run_replay(
+                params.members, params.replay_pace, params.replay_reads, params.noise_retries
+            )
     return outcome
 
 

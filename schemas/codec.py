@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from schemas.events import AnyEvent
+from schemas.events import EVENT_TYPES, AnyEvent
 from schemas.jobs import Job
 
 __all__ = ["DecodeError", "decode_as", "decode_event", "decode_job", "encode", "stamp_seq"]
@@ -32,6 +32,7 @@ class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+_TYPES = frozenset(EVENT_TYPES)
 
 
 def encode(value: object) -> bytes:
@@ -47,10 +48,13 @@ def decode_event(raw: bytes, seq: int = 0) -> AnyEvent:
 def stamp_seq(raw: bytes, seq: int) -> tuple[str, bytes]:
     """A stored event's type and its envelope with ``seq`` filled in, without decoding the payload.
 
-    The same bytes as ``encode(decode_event(raw, seq))`` at a fraction of the cost: this is how
-    the SSE stream relays the log.
+    For every event our writers store, the same bytes as ``encode(decode_event(raw, seq))`` at a
+    fraction of the cost: this is how the SSE stream relays the log. The payload is passed on as
+    stored, so fields a newer writer added reach clients too; an unknown type is a DecodeError.
     """
     envelope = _envelope_decoder.decode(raw)
+    if envelope.type not in _TYPES:
+        raise msgspec.DecodeError(f"unknown event type {envelope.type!r}")
     return envelope.type, _encoder.encode(msgspec.structs.replace(envelope, seq=seq))
 
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -66,9 +67,11 @@ def cmd_runner(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_healthy(url: str, procs: list[subprocess.Popen[bytes]], timeout: float = 60.0) -> bool:
+def _wait_healthy(
+    url: str, procs: list[subprocess.Popen[bytes]], stopped: Callable[[], bool], timeout: float = 60.0
+) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopped():
         if any(p.poll() is not None for p in procs):
             return False
         try:
@@ -85,17 +88,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     settings = _settings()
     env = dict(os.environ)
-    nats = None
-    if not env.get("NATS_URL"):
-        nats = EmbeddedNats(Path(args.data_dir).resolve() / "nats", port=args.nats_port).start()
-        env["NATS_URL"] = nats.url
-    me = [sys.executable, "-m", "services.cli"]
-    commands = [
-        [*me, "gateway", "--host", args.host, "--port", str(args.port)],
-        [*me, "orchestrator"],
-        *([*me, "runner"] for _ in range(args.runners)),
-    ]
-    procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
     url = f"http://{args.host}:{args.port}"
     stop = False
 
@@ -103,11 +95,27 @@ def cmd_up(args: argparse.Namespace) -> int:
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
+        signal.signal(sig, on_signal)
+    nats: EmbeddedNats | None = None
+    procs: list[subprocess.Popen[bytes]] = []
     code = 0
     try:
-        if not _wait_healthy(url, procs):
+        if not env.get("NATS_URL"):
+            try:
+                nats = EmbeddedNats(Path(args.data_dir).resolve() / "nats", port=args.nats_port).start()
+            except RuntimeError as exc:
+                print(f"council: could not start NATS: {exc}", file=sys.stderr)
+                return 1
+            env["NATS_URL"] = nats.url
+        me = [sys.executable, "-m", "services.cli"]
+        commands = [
+            [*me, "gateway", "--host", args.host, "--port", str(args.port)],
+            [*me, "orchestrator"],
+            *([*me, "runner"] for _ in range(args.runners)),
+        ]
+        procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
+        if not _wait_healthy(url, procs, lambda: stop):
             if not stop:  # Ctrl-C during start-up is a normal stop, not a failure
                 print("council: the services did not become ready; see the log above", file=sys.stderr)
                 code = 1

@@ -57,16 +57,24 @@ class EmbeddedNats:
             start_new_session=True,
         )
         log_file.close()
+        try:
+            self._wait_listening(timeout)
+        except BaseException:  # Ctrl-C too: its own session would outlive us otherwise
+            self.stop()
+            raise
+        return self
+
+    def _wait_listening(self, timeout: float) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"nats-server exited with {self.process.returncode}; see {self.store_dir}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
+                    return
             except OSError:
                 time.sleep(0.02)
-        self.stop()
         raise RuntimeError(f"nats-server did not listen on {self.url} within {timeout}s")
 
     def stop(self) -> None:

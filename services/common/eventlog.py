@@ -27,15 +27,15 @@ from services.orchestrator.domain.state import CouncilState
 
 __all__ = [
     "Appended",
+    "Cursor",
     "Pipeline",
     "Snapshot",
     "append",
     "council_exists",
-    "follow",
     "load_snapshot",
     "load_state",
+    "open_cursor",
     "read_events",
-    "release",
     "save_snapshot",
     "stream_seq",
     "terminal_seq",
@@ -80,17 +80,30 @@ class Pipeline:
 
     One connection delivers publishes in order, so the log keeps their order; ``confirm()``
     waits for every outstanding ack and raises what the server refused, and must be awaited
-    before an event that has to come after them all is appended.
+    before an event that has to come after them all is appended. They carry no headers, not
+    even a ``Nats-Msg-Id``: each is published once by the one task streaming its attempt (a
+    retry or a redelivery is a new attempt with its own events), so there is nothing to
+    deduplicate, and every reader of the log would pay to parse a header on most of its events.
     """
 
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
         self._unacked: deque[asyncio.Future[PubAck]] = deque()
 
-    async def append(self, event: AnyEvent, msg_id: str) -> None:
+    async def __aenter__(self) -> Pipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Give up on what was never confirmed (a failed or cancelled call): an ack that never
+        comes must not hold one of the connection's in-flight slots for good."""
+        for ack in self._unacked:
+            ack.cancel()
+        self._unacked.clear()
+
+    async def append(self, event: AnyEvent) -> None:
         while self._unacked and self._unacked[0].done():
             self._unacked.popleft().result()  # an earlier refusal surfaces here, not never
-        ack = await self._js.publish_async(_subject(event), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id})
+        ack = await self._js.publish_async(_subject(event), encode(event), wait_stall=CONFIRM_TIMEOUT_S)
         ack.add_done_callback(_observed)  # a stream abandoned mid-way (a failed call) logs no stray errors
         self._unacked.append(ack)
 
@@ -132,53 +145,94 @@ def stream_seq(msg: Msg) -> int:
     return int(msg.metadata.sequence.stream)
 
 
-async def follow(
+class Cursor:
+    """An ordered consumer on the log: one server-side cursor, no gap, no duplicate, in order.
+
+    ``batch()`` takes messages with ``next_msg``, so nats-py answers the server's flow control by
+    what was consumed: a reader that stops reading holds the server back instead of piling the
+    log up in memory. Close it with ``close()``.
+    """
+
+    def __init__(self, js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
+        self._js = js
+        self._sub = sub
+        self._first = sub._consumer  # an ordered consumer gets a new name when it resets
+
+    async def batch(self, wait_s: float | None) -> list[Msg]:
+        """The next message (raising ``TimeoutError`` after ``wait_s``) and all that arrived behind it."""
+        msgs = [await self._sub.next_msg(timeout=wait_s)]
+        # What has already arrived is taken straight from nats-py's queue, as next_msg would take
+        # it but without its task and timer per message (most of a replay's cost). The last one
+        # goes through next_msg, which answers a pending flow-control request.
+        core = self._sub._sub
+        queue = core._pending_queue
+        while queue.qsize() > 1:
+            msg = queue.get_nowait()
+            core._pending_size -= len(msg.data)
+            queue.task_done()
+            msgs.append(msg)
+        if not queue.empty():
+            msgs.append(await self._sub.next_msg(timeout=None))
+        return msgs
+
+    async def total(self) -> int:
+        """How many messages this cursor delivers in all, as the log stands now."""
+        info = await self._js.consumer_info(LOG_STREAM, self._first)  # counted from the start
+        return (info.num_pending or 0) + ((info.delivered.consumer_seq or 0) if info.delivered else 0)
+
+    async def close(self) -> None:
+        """Unsubscribe and delete the consumer(s) now rather than leave them to expire."""
+        try:
+            await self._sub.unsubscribe()
+        except NatsError as exc:
+            log.debug("unsubscribe failed: %s", exc)
+        for name in {self._first, self._sub._consumer}:
+            try:
+                await self._js.delete_consumer(LOG_STREAM, name)
+            except NatsError as exc:
+                log.debug("consumer %s already gone: %s", name, exc)
+
+
+async def open_cursor(
     js: JetStreamContext,
     subject_filter: str,
-    after: int,
-    deliver: Callable[[Msg], Awaitable[None]],
+    after: int = 0,
     inactive_s: float = INACTIVE_S,
-) -> JetStreamContext.PushSubscription:
-    """An ordered consumer handing every message on ``subject_filter`` after seq ``after`` to ``deliver``.
+    deliver: Callable[[Msg], Awaitable[None]] | None = None,
+) -> Cursor:
+    """A cursor over every message on ``subject_filter`` with seq > ``after``, then live ones.
 
-    One server-side cursor, no gap and no duplicate; flow control holds the server back while
-    ``deliver`` does not return. Release it with ``release()``.
+    With ``deliver``, messages are handed to it as they arrive instead of taken with ``batch()``:
+    cheaper per message, but nats-py then answers flow control at once, so only for a reader
+    that keeps everything anyway.
     """
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
         opt_start_seq=after + 1 if after else None,
         inactive_threshold=inactive_s,
     )
-    return await js.subscribe(
+    sub = await js.subscribe(
         subject_filter, stream=LOG_STREAM, ordered_consumer=True, config=config, idle_heartbeat=5.0, cb=deliver
     )
-
-
-async def release(js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
-    """Unsubscribe and delete the consumer now rather than leave it to expire."""
-    consumer = sub._consumer  # the ordered consumer's current name (it changes on a reset)
-    try:
-        await sub.unsubscribe()
-        await js.delete_consumer(LOG_STREAM, consumer)
-    except NatsError as exc:
-        log.debug("consumer %s already gone: %s", consumer, exc)
+    return Cursor(js, sub)
 
 
 async def read_events(js: JetStreamContext, subject_filter: str, after: int = 0) -> list[AnyEvent]:
     """Every stored event on ``subject_filter`` with seq > ``after``, in order, up to now.
 
-    The consumer's pending count, read once it exists, says how many to wait for: no guessing
-    when "the end" is by waiting for a timeout. A pull ``fetch`` would cost a task per message.
+    The consumer's count, read once it exists, says how many to wait for: no guessing when "the
+    end" is by waiting for a timeout. Messages are collected as they arrive: ``next_msg`` (and a
+    pull ``fetch``, which uses it) costs nats-py a task per message, twice the rest of the read.
     """
     events: list[AnyEvent] = []
     seen = 0
     total: int | None = None
     arrived = asyncio.Event()
 
-    async def deliver(msg: Msg) -> None:
+    async def collect(msg: Msg) -> None:
         nonlocal seen
         if total is not None and seen >= total:
-            return  # appended after we looked: not ours to read
+            return  # appended after we counted: not ours to read
         seen += 1
         arrived.set()
         seq = stream_seq(msg)
@@ -187,10 +241,9 @@ async def read_events(js: JetStreamContext, subject_filter: str, after: int = 0)
         except msgspec.DecodeError as exc:
             log.error("skipping unreadable log message seq=%d: %s", seq, exc)
 
-    sub = await follow(js, subject_filter, after, deliver)
+    cursor = await open_cursor(js, subject_filter, after, deliver=collect)
     try:
-        info = await sub.consumer_info()
-        total = (info.num_pending or 0) + ((info.delivered.consumer_seq or 0) if info.delivered else 0)
+        total = await cursor.total()
         while seen < total:
             arrived.clear()
             try:
@@ -199,7 +252,7 @@ async def read_events(js: JetStreamContext, subject_filter: str, after: int = 0)
             except TimeoutError:
                 raise TimeoutError(f"reading {subject_filter}: {seen} of {total} events arrived") from None
     finally:
-        await release(js, sub)
+        await cursor.close()
     return events
 
 

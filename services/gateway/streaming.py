@@ -7,15 +7,16 @@ terminal event; idle streams get ``: ping`` comments. A resume point older than 
 holds gets an explicit ``council.reset`` event with the current snapshot instead of a silent gap.
 Disconnects delete the consumer at once, shielded from the cancellation that ends the response.
 
-The relay is lean because replay speed is the gateway's own work per event: the consumer's
-messages land in a bounded inbox (a slow client fills it, and then NATS flow control holds the
-server back, not the deliberation), whatever has arrived goes out as one chunk, the seq comes
-from the reply subject, and the envelope gets its seq without its payload being decoded.
+The relay is lean because replay speed is the gateway's own work per event: whatever has
+arrived goes out as one chunk, the seq comes from the ack subject, and the envelope gets its seq
+without its payload being decoded. A slow client is not read for, so NATS flow control holds the
+server back for it alone, not the deliberation or other clients. (nats-py answers a stalled
+consumer's idle heartbeat by releasing one more window, so a client that reads nothing at all
+still draws about one window, ~1.6 MB, per heartbeat interval until it goes away.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -29,7 +30,7 @@ from schemas.codec import DecodeError, encode, stamp_seq
 from schemas.events import TERMINAL_TYPES
 from schemas.result import CouncilResult
 from schemas.subjects import LOG_STREAM, council_filter
-from services.common.eventlog import council_exists, follow, load_state, release, stream_seq, terminal_seq
+from services.common.eventlog import council_exists, load_state, open_cursor, stream_seq, terminal_seq
 from services.common.jetstream import Topology
 from services.gateway.render import status_view
 from services.orchestrator.domain.state import CouncilState
@@ -39,7 +40,6 @@ __all__ = ["RESET_TYPE", "ResetData", "ResetEvent", "event_frames"]
 log = logging.getLogger("council.gateway.sse")
 
 RESET_TYPE = "council.reset"
-INBOX = 1024  # messages between NATS and the client's socket
 PING = ServerSentEventMessage(data=None, comment="ping").encode()
 
 
@@ -125,19 +125,15 @@ async def event_frames(
     end = await terminal_seq(topology.js, council_id)
     if end is not None and end <= after:
         return  # the client has seen the end already (an EventSource reconnecting after close)
-    inbox: asyncio.Queue[Msg] = asyncio.Queue(INBOX)
-    sub = await follow(topology.js, council_filter(council_id), after, inbox.put, inactive_s)
+    cursor = await open_cursor(topology.js, council_filter(council_id), after, inactive_s)
     finished = False
     try:
         while not finished:
             try:
-                async with asyncio.timeout(ping_s):
-                    msgs = [await inbox.get()]
-            except TimeoutError:
+                msgs = await cursor.batch(ping_s)
+            except TimeoutError:  # nats-py raises its own subclass of it
                 yield PING
                 continue
-            while not inbox.empty():
-                msgs.append(inbox.get_nowait())
             chunk, finished = _frames(msgs, retry)
             if chunk:
                 retry = None
@@ -146,6 +142,6 @@ async def event_frames(
         # The response is being cancelled when the client left: shield the clean-up so the
         # consumer is deleted now rather than left to expire.
         with anyio.CancelScope(shield=True):
-            await release(topology.js, sub)
+            await cursor.close()
             if not finished and on_disconnect is not None:
                 await on_disconnect()

@@ -270,34 +270,32 @@ class Runner:
             ttft: float | None = None
             report: UsageReport | None = None
             finish: str | None = None
-            flushes = 0
-            deltas = Pipeline(js)  # a token's delta goes out without waiting for the previous one's ack
 
             async def flush() -> None:
-                nonlocal flushes
                 text = buffer.take()
                 if not text or not job.stream_tokens:
                     return
-                flushes += 1
                 data = ModelDeltaData(
                     stage=job.stage, model=job.model, attempt=attempt, text=text, token_count=buffer.total_tokens
                 )
                 event = ModelDelta(council_id=cid, ts=iso(self._clock()), data=data)
-                await deltas.append(event, f"{job.job_id}:a{attempt}:d{flushes}")
+                await deltas.append(event)
 
-            async for item in self._timed(provider.stream(spec, job), spec, buffer, flush):
-                if isinstance(item, TextDelta):
-                    if ttft is None:
-                        ttft = loop.time() - t0
-                    parts.append(item.text)
-                    if buffer.add(item.text, loop.time()):
-                        await flush()
-                elif isinstance(item, UsageReport):
-                    report = item
-                elif isinstance(item, Finish):
-                    finish = item.reason
-            await flush()
-            await deltas.confirm()  # every delta is in the log before the completion
+            # A token's delta goes out without waiting for the previous one's ack.
+            async with Pipeline(js) as deltas:
+                async for item in self._timed(provider.stream(spec, job), spec, buffer, flush):
+                    if isinstance(item, TextDelta):
+                        if ttft is None:
+                            ttft = loop.time() - t0
+                        parts.append(item.text)
+                        if buffer.add(item.text, loop.time()):
+                            await flush()
+                    elif isinstance(item, UsageReport):
+                        report = item
+                    elif isinstance(item, Finish):
+                        finish = item.reason
+                await flush()
+                await deltas.confirm()  # every delta is in the log before the completion
             done = ModelCompletedData(
                 stage=job.stage,
                 model=job.model,

@@ -4,8 +4,9 @@ One durable consumer reads every council's events except ``model.delta``: token 
 of the log and decide nothing, so the orchestrator never sees them. State per council is held in
 memory while it runs and rebuilt from the log (snapshot + tail) whenever it is not — after a
 restart, or for a council first seen mid-way. Because that in-memory state skips deltas, it is
-never saved as a snapshot itself: after each stage and at the end, a background task saves the
-full fold (the previous snapshot + everything since), so snapshot + tail always equals the fold.
+never saved as a snapshot itself: what is saved is the full fold (the previous snapshot +
+everything since), so snapshot + tail always equals the fold — in the background after each
+stage, and before the terminal event is acknowledged at the end.
 On start-up it also re-reads the messages delivered but never acknowledged before a crash, so
 councils that were mid-step carry on at once rather than after the ack timeout. Nothing is
 decided twice: every intent has a deterministic message id.
@@ -29,7 +30,7 @@ from nats.js.errors import NotFoundError
 from schemas.codec import DecodeError, decode_event, encode
 from schemas.events import EVENT_TYPES, StageCompleted
 from schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject, log_filter_for_type
-from services.common.eventlog import MSG_ID, append, load_state, read_events, save_snapshot
+from services.common.eventlog import MSG_ID, append, load_snapshot, load_state, read_events, save_snapshot
 from services.common.jetstream import Topology
 from services.common.settings import Settings
 from services.orchestrator.domain.decide import Append, Catalogue, Deadline, Dispatch, Intent, decide
@@ -128,24 +129,33 @@ class Orchestrator:
             await sub.unsubscribe()
 
     async def _save_snapshots(self, stopping: asyncio.Event) -> None:
-        """Save the full fold of each council queued here, one at a time, so they only move forward."""
+        """After each stage, save the full fold of the council, one at a time so they only move forward."""
         # Checked as well as cancelled: nats-py's _flush_pending swallows a CancelledError that
         # arrives during a publish, so a cancel alone can leave this loop running.
         while not stopping.is_set():
             council_id = await self._snapshots.get()
             try:
-                state = await load_state(self._top.js, self._top.views, council_id)
-                if state is not None:
-                    await save_snapshot(self._top.views, state)
-            except Exception:  # a snapshot is only a shortcut: the next one, or the log, will do
+                await self._save_full_fold(council_id)
+            except Exception:  # a snapshot mid-way is only a shortcut: the next one, or the log, will do
                 log.warning("could not save a snapshot of %s", council_id, exc_info=True)
+
+    async def _save_full_fold(self, council_id: str) -> None:
+        state = await load_state(self._top.js, self._top.views, council_id)
+        if state is not None:
+            await save_snapshot(self._top.views, state)
 
     async def _adopt_running(self) -> None:
         """Hold every unfinished council, so deadlines fire even for councils whose log is quiet."""
         submitted = await read_events(self._top.js, f"{LOG_ROOT}.*.council.submitted")
         for council_id in {e.council_id for e in submitted} - set(self._councils) - set(self._finished):
+            snapshot = await load_snapshot(self._top.views, council_id)
+            if snapshot is not None and snapshot.state.terminal:
+                self._finished[council_id] = None
+                continue
             state = await load_state(self._top.js, self._top.views, council_id)
             if state is None or state.terminal:
+                if state is not None:  # it ended before its final snapshot was saved
+                    await save_snapshot(self._top.views, state)
                 self._finished[council_id] = None
             else:
                 self._councils[council_id] = state
@@ -213,7 +223,9 @@ class Orchestrator:
             await self._execute(intent)
             sent.add(intent.msg_id)
         if state.terminal:
-            self._snapshots.put_nowait(cid)
+            # Saved before the terminal event is acked: once the log ages out, this snapshot is
+            # all that is left of the council. It is the full fold, deltas included.
+            await self._save_full_fold(cid)
             self._councils.pop(cid, None)
             self._sent.pop(cid, None)
             self._finished[cid] = None

@@ -133,7 +133,8 @@ def test_services_stop_cleanly_when_nats_went_away_first(tmp_path: Path) -> None
         running.start("runner", "runner")
         for name, ready in (("orchestrator", "orchestrator consuming"), ("runner", "runner pulling")):
             deadline = time.monotonic() + 30
-            while ready not in (tmp_path / f"{name}.log").read_text() and time.monotonic() < deadline:
+            while ready not in (tmp_path / f"{name}.log").read_text():
+                assert time.monotonic() < deadline, f"{name} never got ready"
                 time.sleep(0.1)
         server.kill()
         time.sleep(0.5)  # every service has seen the connection drop

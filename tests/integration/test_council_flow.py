@@ -10,7 +10,7 @@ import pytest
 from schemas.events import CouncilSubmitted, CouncilSubmittedData
 from schemas.ids import new_council_id
 from schemas.subjects import LOG_STREAM
-from services.common.eventlog import append, load_snapshot, load_state, read_events, save_snapshot
+from services.common.eventlog import append, load_state, read_events, save_snapshot
 from services.common.jetstream import Topology
 from services.common.settings import Settings
 from services.orchestrator.domain.fold import fold
@@ -71,19 +71,6 @@ async def test_snapshot_plus_tail_equals_the_full_fold(topology: Topology, setti
     middle = fold(events[: len(events) // 2], council_id=council_id)
     await save_snapshot(topology.views, middle)
     assert await load_state(topology.js, topology.views, council_id) == fold(events, council_id=council_id)
-
-
-async def test_the_orchestrator_snapshot_of_a_finished_council_is_the_full_fold(
-    topology: Topology, settings: Settings
-) -> None:
-    council_id = await submit(topology, settings)
-    await finished(topology, council_id)
-    events = await read_events(topology.js, f"council.log.{council_id}.>")
-    assert any(e.__struct_config__.tag == "model.delta" for e in events)
-    async with asyncio.timeout(10):  # saved in the background once the terminal event is handled
-        while (snapshot := await load_snapshot(topology.views, council_id)) is None or not snapshot.state.terminal:
-            await asyncio.sleep(0.05)
-    assert snapshot.state == fold(events, council_id=council_id)
 
 
 async def test_the_orchestrator_is_never_delivered_a_token_delta(topology: Topology, settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,7 @@ from nats.js.errors import NoStreamResponseError
 from schemas.events import ModelDelta, ModelDeltaData
 from schemas.ids import new_council_id
 from schemas.subjects import LOG_STREAM, council_filter
-from services.common.eventlog import Pipeline, read_events
+from services.common.eventlog import Pipeline, open_cursor, read_events, stream_seq
 from services.common.jetstream import Topology, ensure_topology
 
 TS = "2026-11-21T10:00:00.000Z"
@@ -25,8 +26,7 @@ async def test_pipelined_appends_land_in_order_once_confirmed(topology: Topology
     council_id = new_council_id(datetime.now(UTC))
     pipeline = Pipeline(topology.js)
     for n in range(1, 501):
-        await pipeline.append(delta(council_id, n), f"{council_id}:d{n}")
-    await pipeline.append(delta(council_id, 1), f"{council_id}:d1")  # a repeat is absorbed
+        await pipeline.append(delta(council_id, n))
     await pipeline.confirm()
     events = await read_events(topology.js, council_filter(council_id))
     assert [e.data.token_count for e in events] == list(range(1, 501))  # type: ignore[union-attr]
@@ -37,7 +37,7 @@ async def test_confirm_raises_what_the_server_refused(topology: Topology) -> Non
     pipeline = Pipeline(topology.js)
     await topology.js.delete_stream(LOG_STREAM)
     try:
-        await pipeline.append(delta(council_id, 1), f"{council_id}:d1")
+        await pipeline.append(delta(council_id, 1))
         with pytest.raises(NoStreamResponseError):
             await pipeline.confirm()
     finally:
@@ -47,11 +47,33 @@ async def test_confirm_raises_what_the_server_refused(topology: Topology) -> Non
 async def test_reading_skips_an_unreadable_message_and_still_reaches_the_end(topology: Topology) -> None:
     council_id = new_council_id(datetime.now(UTC))
     pipeline = Pipeline(topology.js)
-    await pipeline.append(delta(council_id, 1), f"{council_id}:d1")
+    await pipeline.append(delta(council_id, 1))
     await pipeline.confirm()
     await topology.js.publish(f"council.log.{council_id}.model.delta", b"{not json", stream=LOG_STREAM)
-    await pipeline.append(delta(council_id, 2), f"{council_id}:d2")
+    await pipeline.append(delta(council_id, 2))
     await pipeline.confirm()
     events = await read_events(topology.js, council_filter(council_id))
     assert [e.data.token_count for e in events] == [1, 2]  # type: ignore[union-attr]
     assert await read_events(topology.js, council_filter(council_id), after=events[-1].seq) == []
+
+
+async def test_a_cursor_nobody_reads_holds_the_server_back(topology: Topology) -> None:
+    council_id = new_council_id(datetime.now(UTC))
+    cursor = await open_cursor(topology.js, council_filter(council_id))
+    try:
+        pipeline = Pipeline(topology.js)
+        for n in range(1, 20_001):
+            await pipeline.append(delta(council_id, n))
+        await pipeline.confirm()
+        await asyncio.sleep(0.5)
+        # Flow control stops the server while nothing is taken: the log is not piled up in memory.
+        held = await topology.js.consumer_info(LOG_STREAM, cursor._first)
+        assert (held.num_pending or 0) > 0
+        seen = 0
+        while seen < 20_000:  # ... and once the reader reads, it gets everything, in order
+            msgs = await cursor.batch(5)
+            assert [stream_seq(m) for m in msgs] == sorted(stream_seq(m) for m in msgs)
+            seen += len(msgs)
+        assert seen == 20_000
+    finally:
+        await cursor.close()

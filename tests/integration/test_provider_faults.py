@@ -29,7 +29,7 @@ from schemas.events import (
     SkipRequestedData,
 )
 from schemas.ids import new_council_id
-from services.common.eventlog import append, load_state, read_events
+from services.common.eventlog import append, load_snapshot, load_state, read_events
 from services.common.jetstream import Topology
 from services.common.settings import (
     CouncilDefaults,
@@ -40,6 +40,7 @@ from services.common.settings import (
     StageSettings,
     Timeouts,
 )
+from services.orchestrator.domain.fold import fold
 from services.orchestrator.domain.state import CouncilState
 from tests.conftest import running_council
 from tests.fakes.providers import FakeProviderServer
@@ -174,6 +175,23 @@ async def test_retries_are_bounded_then_the_council_goes_on_without_the_member(
     assert len(fake.requests_for("alpha")) == settings.runner.max_attempts
     assert "alpha" not in state.result.stage1.answers and "upstream exploded" in state.result.stage1.failed["alpha"]
     assert "alpha" not in state.result.stage2.reviews
+
+
+async def test_the_final_snapshot_keeps_what_only_the_deltas_said(
+    fake: FakeProviderServer, topology: Topology, nats_url: str
+) -> None:
+    fake.script("alpha", tokens=["Monads ", "wrap ", "values ", "in ", "context."], drop_after=2)
+    base = council_settings(nats_url, fake)
+    settings = msgspec.structs.replace(base, runner=msgspec.structs.replace(base.runner, delta_max_tokens=1))
+    async with council(topology, settings, fake) as council_id:
+        await finished(topology, council_id)
+        async with asyncio.timeout(10):
+            while (snapshot := await load_snapshot(topology.views, council_id)) is None or not snapshot.state.terminal:
+                await asyncio.sleep(0.05)
+    full = fold(await events_of(topology, council_id), council_id=council_id)
+    alpha = full.stages[1].runs["alpha"]
+    assert alpha.status == "failed" and alpha.token_count == 2  # known only from its deltas
+    assert snapshot.state == full
 
 
 @pytest.mark.parametrize(

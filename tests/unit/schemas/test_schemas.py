@@ -308,9 +308,17 @@ def test_stamping_a_seq_gives_the_same_bytes_as_decoding_and_encoding(event: Any
     assert envelope == encode(replace(event, seq=4711))
 
 
-def test_stamping_an_unreadable_event_raises_a_decode_error() -> None:
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"type":"model.delta","council_id":"x"}',  # no ts, no data
+        b'{"type":"model.delta\r\nevent: x","data":{},"council_id":"x","ts":"t"}',  # not a type of ours
+        b"[1, 2]",
+    ],
+)
+def test_stamping_an_unreadable_event_raises_a_decode_error(raw: bytes) -> None:
     with pytest.raises(DecodeError):
-        stamp_seq(b'{"type":"model.delta","council_id":"x"}', 1)
+        stamp_seq(raw, 1)
 
 
 def test_event_tags_are_the_frozen_dotted_names() -> None:
