@@ -160,19 +160,26 @@ class Cursor:
 
     async def batch(self, wait_s: float | None) -> list[Msg]:
         """The next message (raising ``TimeoutError`` after ``wait_s``) and all that arrived behind it."""
-        msgs = [await self._sub.next_msg(timeout=wait_s)]
-        # What has already arrived is taken straight from nats-py's queue, as next_msg would take
-        # it but without its task and timer per message (most of a replay's cost). The last one
-        # goes through next_msg, which answers a pending flow-control request.
+        # Taken straight from nats-py's queue as its next_msg takes them, without the task, timer
+        # and uuid that next_msg spends on every message (most of the relay's own cost). Once
+        # the queue is empty, a flow-control request the server is waiting on is answered, as
+        # next_msg answers it: the reader has consumed everything delivered so far.
         core = self._sub._sub
-        queue = core._pending_queue
-        while queue.qsize() > 1:
-            msg = queue.get_nowait()
+        queue: asyncio.Queue[Msg] = core._pending_queue
+        if queue.empty():
+            async with asyncio.timeout(wait_s):
+                msgs = [await queue.get()]
+        else:
+            msgs = [queue.get_nowait()]
+        while not queue.empty():
+            msgs.append(queue.get_nowait())
+        for msg in msgs:
             core._pending_size -= len(msg.data)
             queue.task_done()
-            msgs.append(msg)
-        if not queue.empty():
-            msgs.append(await self._sub.next_msg(timeout=None))
+        jsi = core._jsi
+        if jsi is not None and jsi._fcr:
+            await self._js._nc.publish(jsi._fcr)
+            jsi._fcr = None
         return msgs
 
     async def total(self) -> int:
