@@ -1,7 +1,8 @@
 """The council log on JetStream: append an event, read a council's history, rebuild its state.
 
 State is always ``fold(snapshot, events after snapshot.last_seq)``; the KV snapshot is only a
-shortcut. Appends carry a deterministic ``Nats-Msg-Id`` so a repeat after a crash is absorbed.
+shortcut. ``append`` carries a deterministic ``Nats-Msg-Id`` so a repeat after a crash is
+absorbed; token deltas go through ``Pipeline``, which needs none (a crash means a new attempt).
 """
 
 from __future__ import annotations
