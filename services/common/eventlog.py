@@ -149,9 +149,10 @@ def stream_seq(msg: Msg) -> int:
 class Cursor:
     """An ordered consumer on the log: one server-side cursor, no gap, no duplicate, in order.
 
-    ``batch()`` takes messages with ``next_msg``, so nats-py answers the server's flow control by
-    what was consumed: a reader that stops reading holds the server back instead of piling the
-    log up in memory. Close it with ``close()``.
+    ``batch()`` consumes messages as ``next_msg`` does, so flow control is answered by what was
+    consumed: a reader that stops reading holds the server back instead of piling the log up in
+    memory (but for the one window nats-py releases on each idle heartbeat of a stalled
+    consumer). Close it with ``close()``.
     """
 
     def __init__(self, js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
