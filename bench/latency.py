@@ -31,7 +31,7 @@ from bench.client import DeltaKey, Followed, delta_key, follow, new_client, subm
 from bench.config import PROVIDER, Pace, StackConfig
 from bench.stack import Stack
 from bench.stamped import StampedProvider, stamps_in
-from bench.stats import CpuMeter, Dist
+from bench.stats import CpuMeter, Dist, quietest
 from schemas.jobs import Job
 from services.common.settings import ModelSpec, ProviderSpec
 from services.model_runner.providers.base import TextDelta
@@ -39,7 +39,6 @@ from services.model_runner.providers.base import TextDelta
 __all__ = ["LatencyCase", "LatencyMode", "LatencyRow", "run_latency_mode"]
 
 PROMPT = "How should a team measure streaming latency?"
-NOISE_LIMIT_PERCENT = 25  # other processes' + stolen CPU (100 = one core) above which a case is measured again
 
 
 @dataclass(frozen=True)
@@ -200,10 +199,6 @@ async def warm_up(http: httpx.AsyncClient) -> None:
         raise RuntimeError(f"warm-up council ended with {seen.terminal}")
 
 
-def _noise(row: LatencyRow) -> int:
-    return row.cpu.get("other", 0) + row.cpu.get("steal", 0)
-
-
 async def _quietest(
     stack: Stack,
     http: httpx.AsyncClient,
@@ -213,22 +208,10 @@ async def _quietest(
     rng: random.Random,
     retries: int,
 ) -> LatencyRow:
-    """Measure ``case``; while other work on the machine disturbed it, measure again (bounded).
-
-    Latency on a 2-core machine is very sensitive to CPU the benchmark does not control. A case
-    measured while the rest of the machine used more than ``NOISE_LIMIT_PERCENT`` of a core is
-    repeated up to ``retries`` times; the least disturbed attempt is kept and says how many
-    attempts there were, and its ``other`` and ``steal`` CPU are reported beside it.
-    """
-    best = await _measure(stack, http, tap, mode, case, rng)
-    attempts = 1
-    while _noise(best) > NOISE_LIMIT_PERCENT and attempts <= retries:
-        attempts += 1
-        again = await _measure(stack, http, tap, mode, case, rng)
-        if _noise(again) < _noise(best):
-            best = again
-    best.attempts = attempts
-    return best
+    """Measure ``case``, again while disturbed (``stats.quietest``); the row says how many tries."""
+    row, attempts = await quietest(lambda: _measure(stack, http, tap, mode, case, rng), lambda r: r.cpu, retries)
+    row.attempts = attempts
+    return row
 
 
 async def run_latency_mode(

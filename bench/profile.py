@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.client import follow, new_client, submit
@@ -109,45 +111,40 @@ async def _replay(target: str, seconds: float, out: Path, rate: int) -> None:
     print(f"replayed {built.events} events × {reads} reads: {events / elapsed:,.0f} events/s while profiled")
 
 
+@contextmanager
+def _spying_on_stack(target: str, out: Path, rate: int) -> Iterator[None]:
+    """Profile ``target`` in the stack a benchmark starts itself, from the moment it is ready."""
+    spies: list[Spy] = []
+    original = Stack.ready
+
+    async def ready_then_spy(self: Stack, timeout_s: float = 60.0) -> None:
+        await original(self, timeout_s)
+        spies.append(Spy(self.pids()[target], out, rate))
+
+    Stack.ready = ready_then_spy  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Stack.ready = original  # type: ignore[method-assign]
+        for spy in spies:
+            spy.stop()
+
+
 async def _latency(target: str, seconds: float, out: Path, rate: int) -> None:
     """Per-token deltas, 10 councils started at random over 1 s; the profile covers the councils."""
     del seconds  # the councils' own length decides
     mode = LatencyMode("per-token", 50, 1)
     pace = Pace(ttft_ms=200, tokens_per_second=50, answer_tokens=150)
-    holder: list[Spy] = []
-    original = Stack.ready
-
-    async def ready_then_spy(self: Stack, timeout_s: float = 60.0) -> None:
-        await original(self, timeout_s)
-        holder.append(Spy(self.pids()[target], out, rate))
-
-    Stack.ready = ready_then_spy  # type: ignore[method-assign]
-    try:
+    with _spying_on_stack(target, out, rate):
         rows = await run_latency_mode(mode, 4, pace, [LatencyCase(10, 1.0)], seed=7)
-    finally:
-        Stack.ready = original  # type: ignore[method-assign]
-        for spy in holder:
-            spy.stop()
     row = rows[0]
     print(f"per-token, 10 councils while profiled: SSE p50 {row.sse.p50_ms} ms, p99 {row.sse.p99_ms} ms")
 
 
 async def _throughput(target: str, seconds: float, out: Path, rate: int) -> None:
     del seconds
-    holder: list[Spy] = []
-    original = Stack.ready
-
-    async def ready_then_spy(self: Stack, timeout_s: float = 60.0) -> None:
-        await original(self, timeout_s)
-        holder.append(Spy(self.pids()[target], out, rate))
-
-    Stack.ready = ready_then_spy  # type: ignore[method-assign]
-    try:
+    with _spying_on_stack(target, out, rate):
         rows = await run_throughput(4, Pace(100, 400, 200), [100])
-    finally:
-        Stack.ready = original  # type: ignore[method-assign]
-        for spy in holder:
-            spy.stop()
     print(f"100 councils while profiled: {rows[0].tokens_per_s:,.0f} tokens/s, {rows[0].events_per_s:,.0f} events/s")
 
 

@@ -22,9 +22,9 @@ import httpx
 
 from bench.client import follow, new_client, submit
 from bench.config import Pace, StackConfig
-from bench.latency import NOISE_LIMIT_PERCENT, warm_up
+from bench.latency import warm_up
 from bench.stack import Stack
-from bench.stats import CpuMeter, median
+from bench.stats import CpuMeter, median, quietest
 
 __all__ = ["ClientReads", "ReplayResult", "run_replay"]
 
@@ -71,24 +71,16 @@ async def _timed_reads(stack: Stack, http: httpx.AsyncClient, council_id: str, r
     return reads
 
 
-def _noise(reads: ClientReads) -> int:
-    return reads.cpu.get("other", 0) + reads.cpu.get("steal", 0)
-
-
 async def _quietest(
     stack: Stack, http: httpx.AsyncClient, council_id: str, reps: int, client: str, retries: int
 ) -> ClientReads:
-    """The reads of one client; measured again (bounded) while other work disturbed them, as for latency."""
+    """The reads of one client, again while disturbed (``stats.quietest``), as for latency."""
     await follow(http, council_id, httpx_sse=client == "httpx-sse")  # untimed: warms both ends
-    best = await _timed_reads(stack, http, council_id, reps, client)
-    attempts = 1
-    while _noise(best) > NOISE_LIMIT_PERCENT and attempts <= retries:
-        attempts += 1
-        again = await _timed_reads(stack, http, council_id, reps, client)
-        if _noise(again) < _noise(best):
-            best = again
-    best.attempts = attempts
-    return best
+    reads, attempts = await quietest(
+        lambda: _timed_reads(stack, http, council_id, reps, client), lambda r: r.cpu, retries
+    )
+    reads.attempts = attempts
+    return reads
 
 
 async def run_replay(members: int, pace: Pace, reps: int, retries: int = 0) -> ReplayResult:
