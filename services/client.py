@@ -130,6 +130,8 @@ class CouncilClient:
                     headers=headers,
                     timeout=httpx.Timeout(30.0, read=None),
                 ) as source:
+                    if source.response.status_code == 204:
+                        return  # the stream ended before ``last``: nothing more will come
                     if not source.response.is_success:
                         source.response.read()
                         _raise_for_problem(source.response)

@@ -123,14 +123,16 @@ async def council_exists(js: JetStreamContext, council_id: str) -> bool:
     return True
 
 
-async def terminal_seq(js: JetStreamContext, council_id: str) -> int | None:
-    """The seq of the council's terminal event, or None while it runs."""
+async def terminal_seq(js: JetStreamContext, views: KeyValue, council_id: str) -> int | None:
+    """Where the council ended — its terminal event, or once that aged out of the log the last
+    seq of its final snapshot — or None while it runs."""
     for kind in sorted(TERMINAL_TYPES):
         try:
             return int((await js.get_last_msg(LOG_STREAM, event_subject(council_id, kind))).seq or 0)
         except NotFoundError:
             continue
-    return None
+    snapshot = await load_snapshot(views, council_id)
+    return snapshot.last_seq if snapshot is not None and snapshot.state.terminal else None
 
 
 def stream_seq(msg: Msg) -> int:

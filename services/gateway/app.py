@@ -34,7 +34,7 @@ from schemas.events import (
 from schemas.ids import is_council_id, member_token, new_council_id
 from schemas.subjects import JOBS_STREAM, LOG_STREAM
 from services.bootstrap import close_quietly
-from services.common.eventlog import append, council_exists, load_snapshot, load_state
+from services.common.eventlog import append, council_exists, load_snapshot, load_state, terminal_seq
 from services.common.jetstream import Topology, connect, ensure_topology
 from services.common.settings import Settings
 from services.gateway.problems import EXCEPTION_HANDLERS, Problem
@@ -250,9 +250,14 @@ async def council_events(
     gw: Gateway,
     last_event_id: str | None = Parameter(header="Last-Event-ID", default=None, required=False),
     after: int | None = Parameter(default=None, ge=0, description="resume after this seq (Last-Event-ID wins)"),
-) -> Stream:
+) -> Stream | Response[None]:
     after_seq = _resume_point(last_event_id, after)
     await gw.known(council_id)  # cheap: no fold, the stream itself replays the history
+    end = await terminal_seq(gw.top.js, gw.top.views, council_id)
+    if end is not None and end <= after_seq:
+        # The client has seen the end: 204 is how SSE tells a client (EventSource too) to stop
+        # reconnecting, where an empty stream would look like a dropped connection.
+        return Response(None, status_code=204)
     return _sse(gw, council_id, after_seq)
 
 

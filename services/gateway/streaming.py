@@ -30,7 +30,7 @@ from schemas.codec import DecodeError, encode, stamp_seq
 from schemas.events import TERMINAL_TYPES
 from schemas.result import CouncilResult
 from schemas.subjects import LOG_STREAM, council_filter
-from services.common.eventlog import council_exists, load_state, open_cursor, stream_seq, terminal_seq
+from services.common.eventlog import council_exists, load_state, open_cursor, stream_seq
 from services.common.jetstream import Topology
 from services.gateway.render import status_view
 from services.orchestrator.domain.state import CouncilState
@@ -122,9 +122,8 @@ async def event_frames(
         frame = _reset_frame(state, after, first - 1, now())
         frame.retry, retry, after = retry, None, first - 1
         yield frame.encode()
-    end = await terminal_seq(topology.js, council_id)
-    if end is not None and end <= after:
-        return  # the client has seen the end already (an EventSource reconnecting after close)
+        if state.terminal:
+            return  # the snapshot is the end: nothing more will come
     cursor = await open_cursor(topology.js, council_filter(council_id), after, inactive_s)
     finished = False
     try:

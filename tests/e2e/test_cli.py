@@ -77,10 +77,16 @@ def test_ask_detach_then_watch_from_a_seq(services: Services) -> None:
     assert council_id.startswith("council_")
     watched = council("watch", council_id, "--url", url, "--plain")
     assert watched.returncode == 0 and "# Final Answer" in watched.stdout
+    assert "Stage 1: first opinions" in watched.stdout and "✓ simulated/atlas" in watched.stdout
     frames = httpx.get(f"{url}/api/v1/council/{council_id}/events", timeout=30).text
-    last_stage1 = [line for line in frames.splitlines() if line.startswith("id: ")][5][4:]
-    resumed = council("watch", council_id, "--url", url, "--plain", "--after", last_stage1)
+    ids = [line[4:] for line in frames.splitlines() if line.startswith("id: ")]
+    sixth = ids[5]  # after stage 1 started: a watch from here never sees its header
+    resumed = council("watch", council_id, "--url", url, "--plain", "--after", sixth)
     assert resumed.returncode == 0 and "# Final Answer" in resumed.stdout
+    assert "Stage 1: first opinions" not in resumed.stdout and "Stage 3: synthesis" in resumed.stdout
+    # From the terminal event on there is nothing left to stream: the stored answer, at once.
+    ended = council("watch", council_id, "--url", url, "--plain", "--after", ids[-1], timeout=20)
+    assert ended.returncode == 0 and "# Final Answer" in ended.stdout and "connection lost" not in ended.stderr
 
 
 def test_ask_explains_bad_input_and_an_absent_server(services: Services) -> None:
