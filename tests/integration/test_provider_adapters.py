@@ -98,6 +98,7 @@ async def test_paced_stream_and_connection_reuse(fake: FakeProviderServer) -> No
         second = await collect(provider, fake.model_spec("m1"), make_job())
     assert first == second
     assert len(fake.requests) == 2
+    assert fake.connections == 1  # the second call reused the first one's connection
 
 
 async def test_openrouter_cost_is_reported(fake_openai: FakeProviderServer) -> None:

@@ -7,6 +7,8 @@ insists the stream really finished: an end marker or a finish reason, else ``mal
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 
 from httpx_sse import ServerSentEvent
@@ -15,6 +17,17 @@ from schemas.jobs import Job
 from services.common.settings import ModelSpec, ProviderSpec
 from services.model_runner.providers.base import Finish, ProviderError, StreamItem, TextDelta, UsageReport
 from services.model_runner.providers.http_errors import new_client, open_event_stream, request_timeout, require_key
+
+END_GRACE_S = 0.25
+
+
+async def _read_to_the_end(events: AsyncIterator[ServerSentEvent]) -> None:
+    """Read what follows the end marker (the body's own end, normally at once), so the connection
+    goes back to the pool; a server that keeps it open after the end is not waited on."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(END_GRACE_S):
+            async for _ in events:
+                pass
 
 __all__ = ["HttpStreamProvider"]
 
@@ -75,7 +88,9 @@ class HttpStreamProvider:
                     else:
                         ended = True  # the format's end marker ([DONE], message_stop)
                 if ended:
-                    break  # don't wait on a server that keeps the connection open after the end
+                    break
+            if ended:
+                await _read_to_the_end(events)
         # Some servers close without an end marker; a finish reason already said the answer is whole.
         if not ended and reason is None:
             raise ProviderError("malformed_stream", f"{self.wire} stream ended before it finished", retryable=True)
