@@ -143,7 +143,7 @@ class CouncilClient:
                         if sse.event == RESET_TYPE:
                             item = decode_as(sse.data.encode(), ResetEvent)
                         else:
-                            item = decode_event(sse.data.encode(), int(sse.id or 0))
+                            item = decode_event(sse.data.encode())  # the gateway filled in its seq
                         last = item.seq or last
                         yield item
                         if sse.event in TERMINAL_TYPES:

@@ -30,7 +30,7 @@ from nats.js.errors import NotFoundError
 from schemas.codec import DecodeError, decode_event, encode
 from schemas.events import EVENT_TYPES, StageCompleted
 from schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject, log_filter_for_type
-from services.common.eventlog import MSG_ID, append, load_snapshot, load_state, read_events, save_snapshot
+from services.common.eventlog import MSG_ID, append, load_snapshot, load_state, read_events, save_snapshot, stream_seq
 from services.common.jetstream import Topology
 from services.common.settings import Settings
 from services.orchestrator.domain.decide import Append, Catalogue, Deadline, Dispatch, Intent, decide
@@ -184,7 +184,7 @@ class Orchestrator:
         return state
 
     async def _handle(self, msg: Msg) -> None:
-        seq = msg.metadata.sequence.stream
+        seq = stream_seq(msg)
         try:
             event = decode_event(msg.data, seq)
         except DecodeError as exc:

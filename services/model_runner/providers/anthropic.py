@@ -12,6 +12,7 @@ from __future__ import annotations
 import msgspec
 from httpx_sse import ServerSentEvent
 
+from schemas.codec import encode
 from schemas.jobs import Job
 from services.common.settings import ModelSpec
 from services.model_runner.providers.base import (
@@ -76,7 +77,6 @@ class _Event(msgspec.Struct):
 
 
 _decoder = msgspec.json.Decoder(_Event)
-_encoder = msgspec.json.Encoder()
 
 # Anthropic's error types and the HTTP status each stands for, so a mid-stream error is
 # classified by the same table as an HTTP one (overloaded → 529 → retryable provider_error).
@@ -166,7 +166,7 @@ def build_anthropic_body(model: ModelSpec, job: Job) -> bytes:
     }
     if system:
         body["system"] = system
-    return _encoder.encode(body)
+    return encode(body)
 
 
 class AnthropicProvider(HttpStreamProvider):

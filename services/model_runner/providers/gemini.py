@@ -14,6 +14,7 @@ from urllib.parse import quote
 import msgspec
 from httpx_sse import ServerSentEvent
 
+from schemas.codec import encode
 from schemas.jobs import Job
 from services.common.settings import ModelSpec
 from services.model_runner.providers.base import (
@@ -84,7 +85,6 @@ class _Chunk(msgspec.Struct, rename="camel"):
 
 
 _decoder = msgspec.json.Decoder(_Chunk)
-_encoder = msgspec.json.Encoder()
 
 
 def _stream_error(error: _Error) -> ProviderError:
@@ -154,7 +154,7 @@ def build_gemini_body(job: Job) -> bytes:
     }
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
-    return _encoder.encode(body)
+    return encode(body)
 
 
 class GeminiProvider(HttpStreamProvider):

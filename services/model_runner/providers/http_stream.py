@@ -18,6 +18,8 @@ from services.common.settings import ModelSpec, ProviderSpec
 from services.model_runner.providers.base import Finish, ProviderError, StreamItem, TextDelta, UsageReport
 from services.model_runner.providers.http_errors import new_client, open_event_stream, request_timeout, require_key
 
+__all__ = ["HttpStreamProvider"]
+
 END_GRACE_S = 0.25
 
 
@@ -28,8 +30,6 @@ async def _read_to_the_end(events: AsyncIterator[ServerSentEvent]) -> None:
         async with asyncio.timeout(END_GRACE_S):
             async for _ in events:
                 pass
-
-__all__ = ["HttpStreamProvider"]
 
 
 class HttpStreamProvider:

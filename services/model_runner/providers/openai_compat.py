@@ -11,6 +11,7 @@ from __future__ import annotations
 import msgspec
 from httpx_sse import ServerSentEvent
 
+from schemas.codec import encode
 from schemas.jobs import Job
 from services.common.settings import ModelSpec
 from services.model_runner.providers.base import (
@@ -60,7 +61,6 @@ class _Chunk(msgspec.Struct):
 
 
 _decoder = msgspec.json.Decoder(_Chunk)
-_encoder = msgspec.json.Encoder()
 
 # String error codes seen mid-stream (OpenAI, OpenRouter, vLLM), mapped onto an HTTP status so
 # the kind/retryable decision lives in one table (http_errors).
@@ -126,7 +126,7 @@ def parse_openai_chunk(data: str) -> list[StreamItem]:
 
 
 def build_openai_body(model: ModelSpec, job: Job) -> bytes:
-    return _encoder.encode(
+    return encode(
         {
             "model": model.remote_name,
             "messages": [{"role": m.role, "content": m.content} for m in job.messages],
