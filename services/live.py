@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 import httpx
 
@@ -22,7 +22,7 @@ from services.gateway.streaming import ResetEvent
 from services.orchestrator.domain.fold import apply
 from services.orchestrator.domain.state import CouncilState, MemberRun, empty_state
 
-__all__ = ["ask", "live_lines", "watch"]
+__all__ = ["Line", "Screen", "ask", "live_lines", "watch"]
 
 STAGE_TITLES = {1: "Stage 1: first opinions", 2: "Stage 2: peer review", 3: "Stage 3: synthesis"}
 ICONS = {"pending": "○", "generating": "●", "completed": "✓", "failed": "✗", "skipped": "–"}
@@ -48,21 +48,25 @@ def _row(run: MemberRun, width: int, color: bool) -> str:
     return f"{tint}{text}{RESET}" if color else text
 
 
-def live_lines(state: CouncilState, color: bool = False, counts: bool = True) -> list[str]:
+class Line(NamedTuple):
+    text: str
+    settled: bool  # will not change any more: a log prints it once
+
+
+def live_lines(state: CouncilState, color: bool = False, counts: bool = True) -> list[Line]:
     """The live screen for a council's state: a pure function, so it can be tested."""
-    lines: list[str] = []
+    lines: list[Line] = []
     for number in sorted(state.stages):
         stage = state.stages[number]
         title = STAGE_TITLES.get(number, f"Stage {number}")
         done = sum(1 for r in stage.runs.values() if r.finished)
         header = f"{title}  ({done}/{len(stage.runs)})" if counts else title
-        lines.append(f"{BOLD}{header}{RESET}" if color else header)
+        lines.append(Line(f"{BOLD}{header}{RESET}" if color else header, settled=not counts))
         width = max((len(m) for m in stage.runs), default=10)
-        lines += [_row(stage.runs[m], width, color) for m in stage.members]
+        lines += [Line(_row(stage.runs[m], width, color), stage.runs[m].finished) for m in stage.members]
         if number == 2 and state.aggregate:
-            lines.append(
-                "  Aggregate ranking: " + ", ".join(f"{i}. {e.model}" for i, e in enumerate(state.aggregate, 1))
-            )
+            ranking = ", ".join(f"{i}. {e.model}" for i, e in enumerate(state.aggregate, 1))
+            lines.append(Line(f"  Aggregate ranking: {ranking}", settled=True))
     return lines
 
 
@@ -73,10 +77,10 @@ class Screen:
         self.out = out
         self.interactive = interactive
         self.drawn = 0
-        self.printed: list[str] = []
+        self.printed: set[str] = set()
         self.last = 0.0
 
-    def draw(self, lines: list[str], force: bool = False) -> None:
+    def draw(self, lines: list[Line], force: bool = False) -> None:
         if not lines:
             return
         if self.interactive:
@@ -86,15 +90,14 @@ class Screen:
             self.last = now
             if self.drawn:
                 self.out.write(f"\033[{self.drawn}F\033[J")
-            self.out.write("\n".join(lines) + "\n")
+            self.out.write("\n".join(line.text for line in lines) + "\n")
             self.drawn = len(lines)
         else:
             # Only settled rows (no live counters), each once, so logs stay readable.
-            settled = [line for line in lines if "…" not in line and "waiting" not in line]
-            for line in settled:
-                if line not in self.printed:
-                    self.printed.append(line)
-                    self.out.write(line + "\n")
+            for line in lines:
+                if line.settled and line.text not in self.printed:
+                    self.printed.add(line.text)
+                    self.out.write(line.text + "\n")
         self.out.flush()
 
 
