@@ -217,7 +217,7 @@ class Orchestrator:
         cid = state.council_id
         self._councils[cid] = state
         sent = self._sent.setdefault(cid, set())
-        for intent in decide(state, self._catalogue, self._clock()):
+        for intent in decide(state, self._catalogue, self._clock(), sent):
             if intent.msg_id in sent:
                 continue
             await self._execute(intent)

@@ -7,6 +7,7 @@ skips ids it already sent and JetStream's duplicate window absorbs the rest.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 
 import msgspec
@@ -87,10 +88,8 @@ class _Ctx(msgspec.Struct, frozen=True):
     state: CouncilState
     catalogue: Catalogue
     now: datetime
-
-    @property
-    def ts(self) -> str:
-        return iso(self.now)
+    ts: str
+    sent: AbstractSet[str]
 
     @property
     def cid(self) -> str:
@@ -249,7 +248,7 @@ def _complete_stage(ctx: _Ctx, stage: StageState) -> list[Intent]:
         data = StageCompletedData(stage=2, answered=answered, aggregate=ranking)
         done = StageCompleted(council_id=ctx.cid, ts=ctx.ts, data=data)
         # The chairman's prompt needs the ranking this very decision computes, not the folded one.
-        ranked = _Ctx(msgspec.structs.replace(st, aggregate=ranking), ctx.catalogue, ctx.now)
+        ranked = msgspec.structs.replace(ctx, state=msgspec.structs.replace(st, aggregate=ranking))
         return [ctx.append(done, "s2:completed"), *_start_stage(ranked, 3, [st.chairman])]
     return _next_chairman(ctx, stage)
 
@@ -278,14 +277,24 @@ def _finish(ctx: _Ctx, stage: StageState) -> list[Intent]:
 
 def _pending_jobs(ctx: _Ctx, stage: StageState) -> list[Intent]:
     """Jobs for members not yet picked up: re-sent after a restart, absorbed as duplicates."""
-    waiting = [m for m in stage.members if stage.runs[m].status == "pending" and stage.runs[m].attempt == 0]
+    waiting = [
+        m
+        for m in stage.members
+        if stage.runs[m].status == "pending"
+        and stage.runs[m].attempt == 0
+        and job_id(ctx.cid, stage.stage, m) not in ctx.sent  # no prompt built just to be dropped
+    ]
     return _jobs_for(ctx, stage.stage, waiting) if waiting else []
 
 
-def decide(state: CouncilState, catalogue: Catalogue, now: datetime) -> list[Intent]:
+def decide(
+    state: CouncilState, catalogue: Catalogue, now: datetime, sent: AbstractSet[str] = frozenset()
+) -> list[Intent]:
+    """What ``state`` calls for at ``now``. ``sent``: message ids the caller has already carried
+    out, which it would drop anyway (a job's prompt is costly to build again on every event)."""
     if not state.submitted or state.terminal:
         return []
-    ctx = _Ctx(state, catalogue, now)
+    ctx = _Ctx(state, catalogue, now, iso(now), sent)
     if state.cancel_requested:
         reason = "cancelled on request"
         event = CouncilCancelled(council_id=state.council_id, ts=ctx.ts, data=CouncilCancelledData(reason=reason))

@@ -91,6 +91,17 @@ def test_submitted_council_starts_stage_one_with_one_job_per_member() -> None:
     assert [(j.job.stage, j.job.model, j.job.council_id) for j in jobs] == [(1, m, CID) for m in MEMBERS]  # type: ignore[union-attr]
 
 
+def test_jobs_already_sent_are_not_built_again() -> None:
+    driver = CouncilDriver()
+    driver.submit()
+    driver.settle()  # stage 1 started; its jobs wait for runners
+    again = [i.job.model for i in decide(driver.state, catalogue(), T0) if isinstance(i, Dispatch)]
+    assert again == list(MEMBERS)  # re-sent while pending: absorbed as duplicates
+    sent = {job_id(CID, 1, m) for m in MEMBERS[:2]}
+    jobs = [i.job for i in decide(driver.state, catalogue(), T0, sent) if isinstance(i, Dispatch)]
+    assert [j.model for j in jobs] == list(MEMBERS[2:])
+
+
 def test_stage_one_jobs_carry_the_councils_settings() -> None:
     driver = CouncilDriver(max_tokens=321, temperature=0.2)
     driver.submit()
