@@ -106,7 +106,7 @@ def test_a_bad_config_fails_at_start_naming_the_field(tmp_path: Path) -> None:
     started = time.monotonic()
     result = council("orchestrator", env=env, timeout=30)
     assert result.returncode == 2 and "council.chairman" in result.stderr and "who/else" in result.stderr
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 10  # refused before any attempt to reach NATS
     typed = tmp_path / "typed.toml"
     typed.write_text(write_config(tmp_path).read_text().replace("max_tokens = 400", 'max_tokens = "many"'))
     result = council("gateway", env={**env, "COUNCIL_CONFIG": str(typed)}, timeout=30)

@@ -10,7 +10,7 @@ import pytest
 from schemas.events import CouncilSubmitted, CouncilSubmittedData
 from schemas.ids import new_council_id
 from schemas.subjects import LOG_STREAM
-from services.common.eventlog import append, load_state, read_events, save_snapshot
+from services.common.eventlog import append, load_snapshot, load_state, read_events, save_snapshot
 from services.common.jetstream import Topology
 from services.common.settings import Settings
 from services.orchestrator.domain.fold import fold
@@ -67,10 +67,15 @@ async def test_log_holds_one_completion_per_stage_and_member(topology: Topology,
 async def test_snapshot_plus_tail_equals_the_full_fold(topology: Topology, settings: Settings) -> None:
     council_id = await submit(topology, settings)
     await finished(topology, council_id)
+    async with asyncio.timeout(10):  # the orchestrator's own final snapshot must not replace ours
+        while (final := await load_snapshot(topology.views, council_id)) is None or not final.state.terminal:
+            await asyncio.sleep(0.05)
     events = await read_events(topology.js, f"council.log.{council_id}.>")
     middle = fold(events[: len(events) // 2], council_id=council_id)
     await save_snapshot(topology.views, middle)
     assert await load_state(topology.js, topology.views, council_id) == fold(events, council_id=council_id)
+    kept = await load_snapshot(topology.views, council_id)
+    assert kept is not None and kept.last_seq == middle.last_seq < events[-1].seq  # the tail did the rest
 
 
 async def test_the_orchestrator_is_never_delivered_a_token_delta(topology: Topology, settings: Settings) -> None:

@@ -105,6 +105,7 @@ async def test_an_idle_stream_gets_ping_comments(nats_url: str, topology: Topolo
                 lines.append(line)
                 if lines.count(": ping") >= 2:
                     break
+    assert lines.count(": ping") >= 2  # not just a stream that ended
     assert lines[0] == f": council {council_id}"
     assert "event: council.submitted" in lines and "retry: 3000" in lines
 
@@ -116,11 +117,14 @@ async def consumer_count(topology: Topology) -> int:
 async def test_a_client_that_leaves_releases_its_consumer(http: httpx.AsyncClient, topology: Topology) -> None:
     council_id = await submit(http)  # stays queued: the stream would stay open forever
     baseline = await consumer_count(topology)
+    seen = False
     async with aconnect_sse(http, "GET", f"/api/v1/council/{council_id}/events") as source:
         async for sse in source.aiter_sse():
             assert sse.event == "council.submitted"
             assert await consumer_count(topology) == baseline + 1
+            seen = True
             break
+    assert seen
     async with asyncio.timeout(5):
         while await consumer_count(topology) != baseline:
             await asyncio.sleep(0.05)
