@@ -9,10 +9,12 @@ import msgspec
 from schemas.events import FailureKind
 
 __all__ = [
+    "FORMATS",
     "ConfigInfo",
     "CouncilError",
     "CouncilLinks",
     "CouncilStatus",
+    "Format",
     "ModelInfo",
     "QueryAccepted",
     "QueryRequest",
@@ -20,6 +22,8 @@ __all__ = [
     "StageName",
 ]
 
+Format = Literal["markdown", "text", "json"]  # what GET /council/{id} renders
+FORMATS: tuple[Format, ...] = ("markdown", "text", "json")
 StageName = Literal["queued", "first-opinions", "peer-review", "synthesis", "done", "failed", "cancelled"]
 
 
@@ -31,7 +35,7 @@ class QueryRequest(msgspec.Struct, frozen=True, kw_only=True):
     temperature: float | None = None
     stream_tokens: bool = True
     # Accepted for compatibility with the original proposal; GET chooses the format.
-    format: Literal["markdown", "text", "json"] | None = None
+    format: Format | None = None
 
 
 class CouncilLinks(msgspec.Struct, frozen=True, kw_only=True):

@@ -27,7 +27,6 @@ from services.orchestrator.domain.fold import fold
 from services.orchestrator.domain.state import CouncilState
 
 __all__ = [
-    "Appended",
     "Cursor",
     "Pipeline",
     "Snapshot",
@@ -50,11 +49,6 @@ READ_STALL_S = 5.0
 CONFIRM_TIMEOUT_S = 10.0
 
 
-class Appended(msgspec.Struct, frozen=True):
-    seq: int
-    duplicate: bool
-
-
 class Snapshot(msgspec.Struct, frozen=True):
     state: CouncilState
     last_seq: int
@@ -66,9 +60,8 @@ def _subject(event: AnyEvent) -> str:
     return event_subject(event.council_id, type_tag)
 
 
-async def append(js: JetStreamContext, event: AnyEvent, msg_id: str) -> Appended:
-    ack = await js.publish(_subject(event), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id})
-    return Appended(ack.seq, bool(ack.duplicate))
+async def append(js: JetStreamContext, event: AnyEvent, msg_id: str) -> None:
+    await js.publish(_subject(event), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id})
 
 
 def _observed(future: asyncio.Future[PubAck]) -> None:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
@@ -22,7 +22,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from nats.js.errors import KeyWrongLastSequenceError
 
-from schemas.api import ConfigInfo, ModelInfo, QueryAccepted, QueryRequest, SkipRequest
+from schemas.api import FORMATS, ConfigInfo, ModelInfo, QueryAccepted, QueryRequest, SkipRequest
 from schemas.codec import decode_as, encode
 from schemas.events import (
     CancelRequested,
@@ -48,7 +48,6 @@ __all__ = ["Gateway", "create_app"]
 
 log = logging.getLogger("council.gateway")
 
-Format = Literal["markdown", "text", "json"]
 MAX_IDEMPOTENCY_KEY = 255
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
@@ -167,7 +166,7 @@ async def submit(request: Request[Any, Any, Any], gw: Gateway) -> Response[Query
 async def read_council(
     council_id: str, gw: Gateway, format: str = Parameter(default="markdown", description="markdown | text | json")
 ) -> Response[Any]:
-    if format not in ("markdown", "text", "json"):
+    if format not in FORMATS:
         raise Problem(400, "invalid-format", "Invalid format", f"format must be markdown, text or json, got {format!r}")
     state = await gw.council(council_id)
     if format == "json":

@@ -61,10 +61,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class _Aborted(Exception):
-    """The council was cancelled or the member skipped: stop quietly, append nothing more."""
-
-
 class Runner:
     def __init__(
         self,
