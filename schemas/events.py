@@ -134,7 +134,7 @@ class ModelFailedData(msgspec.Struct, frozen=True, kw_only=True):
 class ModelSkippedData(msgspec.Struct, frozen=True, kw_only=True):
     stage: int
     model: str
-    reason: str  # "requested" | "deadline"
+    reason: str  # "requested" | "deadline" | "hard_limit"
 
 
 class ReviewParsedData(msgspec.Struct, frozen=True, kw_only=True):

@@ -203,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("council_id")
             p.add_argument("--after", type=int, default=0, help="resume after this event seq")
         p.add_argument("--url", default=os.environ.get("COUNCIL_URL", DEFAULT_URL))
-        p.add_argument("--plain", action="store_true", help="no live display; print the final answer only")
+        p.add_argument(
+            "--plain", action="store_true", help="no live display: print each settled row once, then the final answer"
+        )
         p.set_defaults(func=func)
     return parser
 

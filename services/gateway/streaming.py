@@ -3,8 +3,9 @@
 The consumer starts at ``after + 1`` on ``council.log.<id>.>``: history and live events come
 from one server-side cursor, so there is no gap and no duplicate whenever a client (re)connects.
 Frames carry ``id: <seq>``, ``event: <type>``, ``data: <envelope>``. The stream closes after the
-terminal event; idle streams get ``: ping`` comments. A resume point older than the log still
-holds gets an explicit ``council.reset`` event with the current snapshot instead of a silent gap.
+terminal event; idle streams get ``: ping`` comments. When the log no longer holds the council's
+earliest events, the stream starts with an explicit ``council.reset`` event carrying the current
+snapshot instead of a silent gap (and ends there when that snapshot is the council's end).
 Disconnects delete the consumer at once, shielded from the cancellation that ends the response.
 
 The relay is lean because replay speed is the gateway's own work per event: whatever has

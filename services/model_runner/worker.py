@@ -3,7 +3,8 @@
 Jobs come from per-provider pools on the ``COUNCIL_JOBS`` work queue; any number of runners
 share each pool's durable consumer. A job is acknowledged only once its outcome is in the log;
 ``in_progress()`` keeps a long generation from being redelivered. Runners watch the log for
-cancel and skip requests and abort the matching provider streams at once.
+cancel requests and ``model.skipped`` (requested or at a deadline) and abort the matching
+provider streams at once.
 """
 
 from __future__ import annotations

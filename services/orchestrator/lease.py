@@ -3,8 +3,9 @@
 The lease is a KV entry ``{holder, until}`` changed only with the revision last seen, so two
 contenders can never both win. The leader renews it every third of its time-to-live; a standby
 takes it over once it has expired (the leader died) or was released (the leader stopped). A
-leader that fails to renew stops consuming at once. Lease times are wall-clock seconds, so
-machines sharing a cluster need clocks within a small fraction of the time-to-live.
+leader that loses the lease stops consuming at once; one that cannot reach NATS keeps trying
+until its own lease runs out, then stops. Lease times are wall-clock seconds, so machines
+sharing a cluster need clocks within a small fraction of the time-to-live.
 """
 
 from __future__ import annotations
