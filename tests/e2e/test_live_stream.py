@@ -7,6 +7,7 @@ import asyncio
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
+from services.client import CouncilClient
 from services.common.embedded import free_port
 from tests.e2e.procs import Services, wait_status
 
@@ -79,3 +80,26 @@ async def test_one_shot_stream_rejects_a_bad_query_with_a_problem(services: Serv
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "nope/x" in response.json()["detail"]
+
+
+def test_the_python_client_resumes_by_itself_when_its_gateway_dies(slow_services: Services) -> None:
+    services = slow_services
+    url = services.start_gateway()
+    services.start("orchestrator", "orchestrator")
+    services.start("runner", "runner")
+    seqs: list[int] = []
+    reconnects: list[tuple[int, int]] = []  # (resumed after, last seq the reader had)
+    with CouncilClient(url) as client:
+        council_id = client.submit("Resume me").council_id
+        for item in client.events(council_id, on_reconnect=lambda seq: reconnects.append((seq, seqs[-1]))):
+            seqs.append(item.seq)
+            if len(seqs) == 20:  # mid-deliberation: the gateway dies and comes back on its port
+                services.kill("gateway")
+                services.start_gateway()
+    assert reconnects and all(after == had for after, had in reconnects)  # from the last seq it had
+    whole = [
+        int(line[4:])
+        for line in httpx.get(f"{url}/api/v1/council/{council_id}/events", timeout=60).text.splitlines()
+        if line.startswith("id: ")
+    ]
+    assert seqs == whole  # no gap, no duplicate, to the terminal event
