@@ -32,6 +32,7 @@ __all__ = [
     "Snapshot",
     "append",
     "council_exists",
+    "last_seq_of",
     "load_snapshot",
     "load_state",
     "open_cursor",
@@ -108,22 +109,24 @@ class Pipeline:
             self._unacked.clear()
 
 
-async def council_exists(js: JetStreamContext, council_id: str) -> bool:
+async def last_seq_of(js: JetStreamContext, council_id: str, event_type: str) -> int | None:
+    """The seq of the council's latest event of ``event_type`` still in the log, if any."""
     try:
-        await js.get_last_msg(LOG_STREAM, event_subject(council_id, "council.submitted"))
+        return int((await js.get_last_msg(LOG_STREAM, event_subject(council_id, event_type))).seq or 0)
     except NotFoundError:
-        return False
-    return True
+        return None
+
+
+async def council_exists(js: JetStreamContext, council_id: str) -> bool:
+    return await last_seq_of(js, council_id, "council.submitted") is not None
 
 
 async def terminal_seq(js: JetStreamContext, views: KeyValue, council_id: str) -> int | None:
     """Where the council ended — its terminal event, or once that aged out of the log the last
     seq of its final snapshot — or None while it runs."""
     for kind in sorted(TERMINAL_TYPES):
-        try:
-            return int((await js.get_last_msg(LOG_STREAM, event_subject(council_id, kind))).seq or 0)
-        except NotFoundError:
-            continue
+        if (seq := await last_seq_of(js, council_id, kind)) is not None:
+            return seq
     snapshot = await load_snapshot(views, council_id)
     return snapshot.last_seq if snapshot is not None and snapshot.state.terminal else None
 

@@ -18,7 +18,17 @@ import msgspec
 
 from schemas.ids import slug
 
-__all__ = ["ConfigError", "CouncilDefaults", "ModelSpec", "ProviderSpec", "Settings", "load_settings"]
+__all__ = [
+    "MAX_TOKENS_LIMIT",
+    "ConfigError",
+    "CouncilDefaults",
+    "ModelSpec",
+    "ProviderSpec",
+    "Settings",
+    "load_settings",
+]
+
+MAX_TOKENS_LIMIT = 32_768  # for the catalogue's default and for every request
 
 ProviderKind = Literal["simulated", "openai", "anthropic", "gemini"]
 
@@ -158,8 +168,8 @@ def _check(settings: Settings) -> Settings:
             raise ConfigError(f"council.members: unknown model {member!r}")
     if council.chairman not in ids:
         raise ConfigError(f"council.chairman: unknown model {council.chairman!r}")
-    if not 1 <= council.max_tokens <= 32_768:
-        raise ConfigError("council.max_tokens: must be between 1 and 32768")
+    if not 1 <= council.max_tokens <= MAX_TOKENS_LIMIT:
+        raise ConfigError(f"council.max_tokens: must be between 1 and {MAX_TOKENS_LIMIT}")
     return settings
 
 

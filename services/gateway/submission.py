@@ -7,12 +7,10 @@ import msgspec
 from schemas.api import QueryRequest
 from schemas.codec import decode_as
 from schemas.events import CouncilSubmittedData
-from services.common.settings import Settings
+from services.common.settings import MAX_TOKENS_LIMIT, Settings
 from services.gateway.problems import Problem
 
 __all__ = ["MAX_TOKENS_LIMIT", "parse_query", "validate_query"]
-
-MAX_TOKENS_LIMIT = 32_768
 
 
 def _invalid(detail: str) -> Problem:

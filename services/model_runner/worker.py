@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
-from nats.js.errors import NotFoundError
 
 from schemas.codec import DecodeError, decode_event, decode_job
 from schemas.events import (
@@ -35,8 +34,8 @@ from schemas.events import (
 )
 from schemas.ids import slug
 from schemas.jobs import Job
-from schemas.subjects import JOBS_STREAM, LOG_STREAM, event_subject, log_filter_for_type, pool_filter
-from services.common.eventlog import Pipeline, append
+from schemas.subjects import JOBS_STREAM, log_filter_for_type, pool_filter
+from services.common.eventlog import Pipeline, append, last_seq_of
 from services.common.jetstream import Topology
 from services.common.settings import ModelSpec, Settings
 from services.model_runner.metering import DeltaBuffer, backoff_s, usage_of
@@ -198,9 +197,7 @@ class Runner:
     async def _cancelled_council(self, council_id: str) -> bool:
         if council_id in self._cancelled:
             return True
-        try:
-            await self._top.js.get_last_msg(LOG_STREAM, event_subject(council_id, "council.cancel_requested"))
-        except NotFoundError:
+        if await last_seq_of(self._top.js, council_id, "council.cancel_requested") is None:
             return False
         self._remember_cancelled(council_id)
         return True
