@@ -6,15 +6,20 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The installed `council` is a link tree of the package's files (a strict editable install): an
+# edit shows at once, but a new or removed file needs a reinstall. FILES changes exactly then.
+FILES := $(VENV)/.council-files
+$(shell mkdir -p $(VENV) && find services schemas -type f ! -path '*__pycache__*' | sort > $(FILES).now \
+	&& { cmp -s $(FILES).now $(FILES) && rm $(FILES).now || mv $(FILES).now $(FILES); })
 ARGS ?=
 
 .PHONY: up test lint typecheck unit bench install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(FILES)
 	@test -n "$(PYTHON)" || { echo "council needs Python 3.11 or newer on PATH"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --config-settings editable_mode=strict -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -36,4 +41,4 @@ bench: install
 	$(BIN)/python -m bench.run $(ARGS)
 
 clean:
-	rm -rf $(VENV) .council-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build .council-data .pytest_cache .mypy_cache .ruff_cache

@@ -32,9 +32,9 @@ from bench.config import PROVIDER, Pace, StackConfig
 from bench.stack import Stack
 from bench.stamped import StampedProvider, stamps_in
 from bench.stats import CpuMeter, Dist, quietest
-from schemas.jobs import Job
-from services.common.settings import ModelSpec, ProviderSpec
-from services.model_runner.providers.base import TextDelta
+from council.common.settings import ModelSpec, ProviderSpec
+from council.model_runner.providers.base import TextDelta
+from council.schemas.jobs import Job
 
 __all__ = ["LatencyCase", "LatencyMode", "LatencyRow", "run_latency_mode"]
 

@@ -16,7 +16,7 @@ from bench.latency import LatencyRow
 from bench.replay import ReplayResult
 from bench.stats import Dist
 from bench.throughput import ThroughputRow
-from services.common.embedded import nats_server_binary
+from council.common.embedded import nats_server_binary
 
 __all__ = ["Target", "code_fingerprint", "machine_info", "markdown", "refresh_readme", "targets", "to_json"]
 

@@ -1,7 +1,7 @@
 """One benchmark stack: an embedded nats-server and the services as separate processes.
 
 ``Stack`` owns a temp directory holding the NATS store, the TOML config and every process's log.
-It starts nats-server, the gateway (``python -m services.cli gateway``), the orchestrator and one
+It starts nats-server, the gateway (``python -P -m council.cli gateway``), the orchestrator and one
 runner — either ``council runner`` with the simulated provider or ``python -m bench.stamped`` —
 all on 127.0.0.1, and stops all of them (by their own PIDs) on exit, also on error.
 """
@@ -22,7 +22,8 @@ from types import TracebackType
 import httpx
 
 from bench.config import StackConfig, write_config
-from services.common.embedded import EmbeddedNats, free_port
+from council.cli import service_command
+from council.common.embedded import EmbeddedNats, free_port
 
 __all__ = ["Stack"]
 
@@ -73,7 +74,7 @@ class Stack:
             "COUNCIL_CONFIG": str(write_config(self.root, self.config)),
             "COUNCIL_LOG_LEVEL": "WARNING",
         }
-        cli = [sys.executable, "-m", "services.cli"]
+        cli = service_command()
         runner = (
             [sys.executable, "-m", "bench.stamped"] if self.stamped else [*cli, "runner", "--max-in-flight", "1024"]
         )

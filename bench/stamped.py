@@ -16,13 +16,13 @@ import re
 import time
 from collections.abc import AsyncIterator
 
-from schemas.jobs import Job
-from services.bootstrap import configure_logging, run, run_service
-from services.common.jetstream import Topology
-from services.common.settings import ModelSpec, ProviderSpec, Settings, load_settings
-from services.model_runner.providers.base import Finish, Provider, StreamItem, TextDelta, UsageReport
-from services.model_runner.providers.simulated import simulated_text
-from services.model_runner.worker import Runner
+from council.bootstrap import configure_logging, run, run_service
+from council.common.jetstream import Topology
+from council.common.settings import ModelSpec, ProviderSpec, Settings, load_settings
+from council.model_runner.providers.base import Finish, Provider, StreamItem, TextDelta, UsageReport
+from council.model_runner.providers.simulated import simulated_text
+from council.model_runner.worker import Runner
+from council.schemas.jobs import Job
 
 __all__ = ["STAMP", "StampedProvider", "stamps_in"]
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from schemas.events import FailureKind
+from council.schemas.events import FailureKind
 
 __all__ = [
     "FORMATS",

@@ -6,8 +6,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from schemas.events import EVENT_TYPES, AnyEvent
-from schemas.jobs import Job
+from council.schemas.events import EVENT_TYPES, AnyEvent
+from council.schemas.jobs import Job
 
 __all__ = ["DecodeError", "decode_as", "decode_event", "decode_job", "encode", "stamp_seq"]
 

@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 import msgspec
 
-from schemas.result import AggregateEntry, CouncilResult, Usage
+from council.schemas.result import AggregateEntry, CouncilResult, Usage
 
 __all__ = [
     "EVENT_TYPES",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.ids import is_council_id, member_token, slug
+from council.schemas.ids import is_council_id, member_token, slug
 
 __all__ = [
     "IDEMPOTENCY_BUCKET",

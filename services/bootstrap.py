@@ -13,11 +13,11 @@ from typing import Any
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
-from services.common.jetstream import Topology, connect, ensure_topology
-from services.common.settings import Settings
-from services.model_runner.providers import build_provider
-from services.model_runner.worker import Runner
-from services.orchestrator.service import Orchestrator
+from council.common.jetstream import Topology, connect, ensure_topology
+from council.common.settings import Settings
+from council.model_runner.providers import build_provider
+from council.model_runner.worker import Runner
+from council.orchestrator.service import Orchestrator
 
 __all__ = ["close_quietly", "configure_logging", "run", "run_orchestrator", "run_runner", "run_service"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from services.common.settings import ConfigError, Settings, load_settings
+from council.common.settings import ConfigError, Settings, load_settings
 
 __all__ = ["main"]
 
@@ -28,18 +28,27 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def service_command(*args: str) -> list[str]:
+    """The command that runs this installed council in a child process, whatever its cwd holds.
+
+    ``-P`` keeps the cwd off ``sys.path``: a user's own ``council``, ``services`` or ``schemas``
+    package in the folder ``council up`` runs from must never shadow ours.
+    """
+    return [sys.executable, "-P", "-m", "council.cli", *args]
+
+
 # ---- services -------------------------------------------------------------------------------
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from services.bootstrap import configure_logging
+    from council.bootstrap import configure_logging
 
     configure_logging()
     _settings()  # fail fast, with the field named, before uvicorn starts workers
     uvicorn.run(
-        "services.gateway.asgi:app_factory",
+        "council.gateway.asgi:app_factory",
         factory=True,
         host=args.host,
         port=args.port,
@@ -51,7 +60,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_orchestrator(args: argparse.Namespace) -> int:
-    from services.bootstrap import configure_logging, run, run_orchestrator
+    from council.bootstrap import configure_logging, run, run_orchestrator
 
     configure_logging()
     run(run_orchestrator(_settings()))
@@ -59,7 +68,7 @@ def cmd_orchestrator(args: argparse.Namespace) -> int:
 
 
 def cmd_runner(args: argparse.Namespace) -> int:
-    from services.bootstrap import configure_logging, run, run_runner
+    from council.bootstrap import configure_logging, run, run_runner
 
     configure_logging()
     pools = [p for p in args.pools.split(",") if p] if args.pools else None
@@ -84,7 +93,7 @@ def _wait_healthy(
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from services.common.embedded import EmbeddedNats
+    from council.common.embedded import EmbeddedNats
 
     settings = _settings()
     env = dict(os.environ)
@@ -108,7 +117,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(f"council: could not start NATS: {exc}", file=sys.stderr)
                 return 1
             env["NATS_URL"] = nats.url
-        me = [sys.executable, "-m", "services.cli"]
+        me = service_command()
         commands = [
             [*me, "gateway", "--host", args.host, "--port", str(args.port)],
             [*me, "orchestrator"],
@@ -151,13 +160,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from services.live import ask
+    from council.live import ask
 
     return ask(args)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from services.live import watch
+    from council.live import watch
 
     return watch(args)
 

@@ -1,6 +1,6 @@
 """A small Python client for the council API: submit, get, wait, and (live) stream events.
 
-from services.client import CouncilClient
+from council.client import CouncilClient
 with CouncilClient("http://127.0.0.1:8000") as client:
     accepted = client.submit("What is the best way to learn Rust?")
     result = client.wait(accepted.council_id)
@@ -17,11 +17,11 @@ import httpx
 import msgspec
 from httpx_sse import connect_sse
 
-from schemas.api import CouncilStatus, QueryAccepted, QueryRequest
-from schemas.codec import decode_as, decode_event, encode
-from schemas.events import TERMINAL_TYPES, AnyEvent
-from schemas.result import CouncilResult
-from services.gateway.streaming import RESET_TYPE, ResetEvent
+from council.gateway.streaming import RESET_TYPE, ResetEvent
+from council.schemas.api import CouncilStatus, QueryAccepted, QueryRequest
+from council.schemas.codec import decode_as, decode_event, encode
+from council.schemas.events import TERMINAL_TYPES, AnyEvent
+from council.schemas.result import CouncilResult
 
 __all__ = ["CouncilClient", "CouncilError", "StreamItem"]
 

@@ -15,12 +15,12 @@ from typing import NamedTuple, TextIO
 
 import httpx
 
-from schemas.api import QueryRequest
-from schemas.events import CouncilCancelled, CouncilCompleted, CouncilFailed
-from services.client import CouncilClient, CouncilError, StreamItem
-from services.gateway.streaming import ResetEvent
-from services.orchestrator.domain.fold import apply
-from services.orchestrator.domain.state import CouncilState, MemberRun, empty_state
+from council.client import CouncilClient, CouncilError, StreamItem
+from council.gateway.streaming import ResetEvent
+from council.orchestrator.domain.fold import apply
+from council.orchestrator.domain.state import CouncilState, MemberRun, empty_state
+from council.schemas.api import QueryRequest
+from council.schemas.events import CouncilCancelled, CouncilCompleted, CouncilFailed
 
 __all__ = ["Line", "Screen", "ask", "live_lines", "watch"]
 

@@ -12,13 +12,13 @@ import msgspec
 import pytest
 import uvicorn
 
-from services.common.embedded import EmbeddedNats, free_port
-from services.common.jetstream import Topology, connect, ensure_topology
-from services.common.settings import Settings, load_settings
-from services.gateway.app import create_app
-from services.model_runner.providers import build_provider
-from services.model_runner.worker import Runner
-from services.orchestrator.service import Orchestrator
+from council.common.embedded import EmbeddedNats, free_port
+from council.common.jetstream import Topology, connect, ensure_topology
+from council.common.settings import Settings, load_settings
+from council.gateway.app import create_app
+from council.model_runner.providers import build_provider
+from council.model_runner.worker import Runner
+from council.orchestrator.service import Orchestrator
 
 pytest_plugins = ["tests.fakes.providers"]
 

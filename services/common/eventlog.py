@@ -20,11 +20,11 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from schemas.codec import decode_as, decode_event, encode
-from schemas.events import TERMINAL_TYPES, AnyEvent
-from schemas.subjects import LOG_STREAM, council_filter, event_subject
-from services.orchestrator.domain.fold import fold
-from services.orchestrator.domain.state import CouncilState
+from council.orchestrator.domain.fold import fold
+from council.orchestrator.domain.state import CouncilState
+from council.schemas.codec import decode_as, decode_event, encode
+from council.schemas.events import TERMINAL_TYPES, AnyEvent
+from council.schemas.subjects import LOG_STREAM, council_filter, event_subject
 
 __all__ = [
     "Cursor",

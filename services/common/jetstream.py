@@ -21,7 +21,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
-from schemas.subjects import IDEMPOTENCY_BUCKET, JOBS_ROOT, JOBS_STREAM, LOG_ROOT, LOG_STREAM, VIEWS_BUCKET
+from council.schemas.subjects import IDEMPOTENCY_BUCKET, JOBS_ROOT, JOBS_STREAM, LOG_ROOT, LOG_STREAM, VIEWS_BUCKET
 
 __all__ = ["Topology", "connect", "ensure_topology", "jobs_stream_config", "log_stream_config"]
 

@@ -16,7 +16,7 @@ from typing import Literal
 
 import msgspec
 
-from schemas.ids import slug
+from council.schemas.ids import slug
 
 __all__ = [
     "MAX_TOKENS_LIMIT",
@@ -174,7 +174,7 @@ def _check(settings: Settings) -> Settings:
 
 
 def _builtin(name: str) -> tuple[bytes, str]:
-    ref = resources.files("services.common").joinpath(name)
+    ref = resources.files("council.common").joinpath(name)
     return ref.read_bytes(), f"built-in {name}"
 
 

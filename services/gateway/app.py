@@ -22,27 +22,27 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from nats.js.errors import KeyWrongLastSequenceError
 
-from schemas.api import FORMATS, ConfigInfo, ModelInfo, QueryAccepted, QueryRequest, SkipRequest
-from schemas.codec import decode_as, encode
-from schemas.events import (
+from council.bootstrap import close_quietly
+from council.common.eventlog import append, council_exists, load_snapshot, load_state, terminal_seq
+from council.common.jetstream import Topology, connect, ensure_topology
+from council.common.settings import Settings
+from council.gateway.problems import EXCEPTION_HANDLERS, Problem
+from council.gateway.render import links_for, render_markdown, render_text, status_view
+from council.gateway.streaming import event_frames
+from council.gateway.submission import parse_query, validate_query
+from council.orchestrator.domain.clock import iso
+from council.orchestrator.domain.state import CouncilState
+from council.schemas.api import FORMATS, ConfigInfo, ModelInfo, QueryAccepted, QueryRequest, SkipRequest
+from council.schemas.codec import decode_as, encode
+from council.schemas.events import (
     CancelRequested,
     CancelRequestedData,
     CouncilSubmitted,
     SkipRequested,
     SkipRequestedData,
 )
-from schemas.ids import is_council_id, member_token, new_council_id
-from schemas.subjects import JOBS_STREAM, LOG_STREAM
-from services.bootstrap import close_quietly
-from services.common.eventlog import append, council_exists, load_snapshot, load_state, terminal_seq
-from services.common.jetstream import Topology, connect, ensure_topology
-from services.common.settings import Settings
-from services.gateway.problems import EXCEPTION_HANDLERS, Problem
-from services.gateway.render import links_for, render_markdown, render_text, status_view
-from services.gateway.streaming import event_frames
-from services.gateway.submission import parse_query, validate_query
-from services.orchestrator.domain.clock import iso
-from services.orchestrator.domain.state import CouncilState
+from council.schemas.ids import is_council_id, member_token, new_council_id
+from council.schemas.subjects import JOBS_STREAM, LOG_STREAM
 
 __all__ = ["Gateway", "create_app"]
 
@@ -370,5 +370,5 @@ def create_app(settings: Settings, *, extra_routes: list[Any] | None = None) -> 
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="council", version="0.1.0", path="/docs"),
-        logging_config=None,  # the process's logging (services.bootstrap) applies as everywhere else
+        logging_config=None,  # the process's logging (council.bootstrap) applies as everywhere else
     )

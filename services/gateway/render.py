@@ -10,9 +10,9 @@ from collections.abc import Mapping
 
 import msgspec
 
-from schemas.api import CouncilError, CouncilLinks, CouncilStatus, StageName
-from schemas.result import CouncilResult, Usage
-from services.orchestrator.domain.state import CouncilState
+from council.orchestrator.domain.state import CouncilState
+from council.schemas.api import CouncilError, CouncilLinks, CouncilStatus, StageName
+from council.schemas.result import CouncilResult, Usage
 
 __all__ = ["Names", "links_for", "progress_line", "render_markdown", "render_text", "stage_name", "status_view"]
 

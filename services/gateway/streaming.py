@@ -26,15 +26,15 @@ import msgspec
 from litestar.response import ServerSentEventMessage
 from nats.aio.msg import Msg
 
-from schemas.api import CouncilStatus
-from schemas.codec import DecodeError, encode, stamp_seq
-from schemas.events import TERMINAL_TYPES
-from schemas.result import CouncilResult
-from schemas.subjects import LOG_STREAM, council_filter
-from services.common.eventlog import council_exists, load_state, open_cursor, stream_seq
-from services.common.jetstream import Topology
-from services.gateway.render import status_view
-from services.orchestrator.domain.state import CouncilState
+from council.common.eventlog import council_exists, load_state, open_cursor, stream_seq
+from council.common.jetstream import Topology
+from council.gateway.render import status_view
+from council.orchestrator.domain.state import CouncilState
+from council.schemas.api import CouncilStatus
+from council.schemas.codec import DecodeError, encode, stamp_seq
+from council.schemas.events import TERMINAL_TYPES
+from council.schemas.result import CouncilResult
+from council.schemas.subjects import LOG_STREAM, council_filter
 
 __all__ = ["RESET_TYPE", "ResetData", "ResetEvent", "event_frames"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas.api import QueryRequest
-from schemas.codec import decode_as
-from schemas.events import CouncilSubmittedData
-from services.common.settings import MAX_TOKENS_LIMIT, Settings
-from services.gateway.problems import Problem
+from council.common.settings import MAX_TOKENS_LIMIT, Settings
+from council.gateway.problems import Problem
+from council.schemas.api import QueryRequest
+from council.schemas.codec import decode_as
+from council.schemas.events import CouncilSubmittedData
 
 __all__ = ["MAX_TOKENS_LIMIT", "parse_query", "validate_query"]
 

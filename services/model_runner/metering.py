@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from schemas.result import Usage
-from services.common.settings import ModelSpec
-from services.model_runner.providers.base import UsageReport
+from council.common.settings import ModelSpec
+from council.model_runner.providers.base import UsageReport
+from council.schemas.result import Usage
 
 __all__ = ["DeltaBuffer", "backoff_s", "usage_of"]
 

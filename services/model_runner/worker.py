@@ -19,8 +19,21 @@ from datetime import UTC, datetime
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from schemas.codec import DecodeError, decode_event, decode_job
-from schemas.events import (
+from council.common.eventlog import Pipeline, append, last_seq_of
+from council.common.jetstream import Topology
+from council.common.settings import ModelSpec, Settings
+from council.model_runner.metering import DeltaBuffer, backoff_s, usage_of
+from council.model_runner.providers.base import (
+    Finish,
+    Provider,
+    ProviderError,
+    StreamItem,
+    TextDelta,
+    UsageReport,
+)
+from council.orchestrator.domain.clock import iso
+from council.schemas.codec import DecodeError, decode_event, decode_job
+from council.schemas.events import (
     CancelRequested,
     ModelCompleted,
     ModelCompletedData,
@@ -32,22 +45,9 @@ from schemas.events import (
     ModelStarted,
     ModelStartedData,
 )
-from schemas.ids import slug
-from schemas.jobs import Job
-from schemas.subjects import JOBS_STREAM, log_filter_for_type, pool_filter
-from services.common.eventlog import Pipeline, append, last_seq_of
-from services.common.jetstream import Topology
-from services.common.settings import ModelSpec, Settings
-from services.model_runner.metering import DeltaBuffer, backoff_s, usage_of
-from services.model_runner.providers.base import (
-    Finish,
-    Provider,
-    ProviderError,
-    StreamItem,
-    TextDelta,
-    UsageReport,
-)
-from services.orchestrator.domain.clock import iso
+from council.schemas.ids import slug
+from council.schemas.jobs import Job
+from council.schemas.subjects import JOBS_STREAM, log_filter_for_type, pool_filter
 
 __all__ = ["Runner"]
 

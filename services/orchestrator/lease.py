@@ -21,7 +21,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from schemas.codec import decode_as, encode
+from council.schemas.codec import decode_as, encode
 
 __all__ = ["LEASE_KEY", "Leadership", "Lease", "LeaseLost"]
 

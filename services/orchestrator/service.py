@@ -27,16 +27,16 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from schemas.codec import DecodeError, decode_event, encode
-from schemas.events import EVENT_TYPES, StageCompleted
-from schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject, log_filter_for_type
-from services.common.eventlog import MSG_ID, append, load_snapshot, load_state, read_events, save_snapshot, stream_seq
-from services.common.jetstream import Topology
-from services.common.settings import Settings
-from services.orchestrator.domain.decide import Append, Catalogue, Deadline, Dispatch, Intent, decide
-from services.orchestrator.domain.fold import apply
-from services.orchestrator.domain.state import CouncilState
-from services.orchestrator.lease import Leadership
+from council.common.eventlog import MSG_ID, append, load_snapshot, load_state, read_events, save_snapshot, stream_seq
+from council.common.jetstream import Topology
+from council.common.settings import Settings
+from council.orchestrator.domain.decide import Append, Catalogue, Deadline, Dispatch, Intent, decide
+from council.orchestrator.domain.fold import apply
+from council.orchestrator.domain.state import CouncilState
+from council.orchestrator.lease import Leadership
+from council.schemas.codec import DecodeError, decode_event, encode
+from council.schemas.events import EVENT_TYPES, StageCompleted
+from council.schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject, log_filter_for_type
 
 __all__ = ["DURABLE", "Orchestrator"]
 

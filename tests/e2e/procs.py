@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from services.common.embedded import free_port
+from council.cli import service_command
+from council.common.embedded import free_port
 
 CONFIG = """
 [orchestrator]
@@ -69,7 +69,7 @@ class Services:
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            service_command(*args), env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
         self.procs[name] = proc

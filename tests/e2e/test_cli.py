@@ -5,26 +5,26 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from services.common.embedded import free_port
+from council.cli import service_command
+from council.common.embedded import free_port
 from tests.e2e.procs import Services, wait_ready, write_config
 
 
 def council(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+        service_command(*args), capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
 def start_up(tmp_path: Path, port: int, env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
     log = (tmp_path / log_name).open("w")
     up = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        service_command("up", "--port", str(port), "--data-dir", str(tmp_path / "data")),
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 
-from schemas.events import ModelCompleted, ModelDelta, ModelStarted, StageCompleted, StageStarted
-from services.common.embedded import EmbeddedNats
-from services.common.eventlog import read_events
-from services.common.jetstream import Topology
+from council.common.embedded import EmbeddedNats
+from council.common.eventlog import read_events
+from council.common.jetstream import Topology
+from council.schemas.events import ModelCompleted, ModelDelta, ModelStarted, StageCompleted, StageStarted
 from tests.e2e.procs import Services, wait_status, write_config
 
 

@@ -7,8 +7,8 @@ import asyncio
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
-from services.client import CouncilClient
-from services.common.embedded import free_port
+from council.client import CouncilClient
+from council.common.embedded import free_port
 from tests.e2e.procs import Services, wait_status
 
 

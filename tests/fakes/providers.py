@@ -78,7 +78,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import msgspec
 import pytest
 
-from services.common.settings import ModelSpec, ProviderSpec, Timeouts
+from council.common.settings import ModelSpec, ProviderSpec, Timeouts
 
 __all__ = [
     "FakeProviderServer",

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.common.eventlog import read_events
-from services.common.jetstream import Topology
-from services.common.settings import Settings
+from council.common.eventlog import read_events
+from council.common.jetstream import Topology
+from council.common.settings import Settings
 from tests.conftest import fast_settings, running_council, serving
 
 

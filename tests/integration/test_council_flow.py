@@ -7,15 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from schemas.events import CouncilSubmitted, CouncilSubmittedData
-from schemas.ids import new_council_id
-from schemas.subjects import LOG_STREAM
-from services.common.eventlog import append, load_snapshot, load_state, read_events, save_snapshot
-from services.common.jetstream import Topology
-from services.common.settings import Settings
-from services.orchestrator.domain.fold import fold
-from services.orchestrator.domain.state import CouncilState
-from services.orchestrator.service import DURABLE
+from council.common.eventlog import append, load_snapshot, load_state, read_events, save_snapshot
+from council.common.jetstream import Topology
+from council.common.settings import Settings
+from council.orchestrator.domain.fold import fold
+from council.orchestrator.domain.state import CouncilState
+from council.orchestrator.service import DURABLE
+from council.schemas.events import CouncilSubmitted, CouncilSubmittedData
+from council.schemas.ids import new_council_id
+from council.schemas.subjects import LOG_STREAM
 
 pytestmark = pytest.mark.usefixtures("council_services")
 

@@ -10,10 +10,10 @@ import msgspec
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
-from schemas.events import CouncilCancelled, CouncilCancelledData
-from schemas.subjects import LOG_STREAM
-from services.common.eventlog import append, load_state, save_snapshot
-from services.common.jetstream import Topology
+from council.common.eventlog import append, load_state, save_snapshot
+from council.common.jetstream import Topology
+from council.schemas.events import CouncilCancelled, CouncilCancelledData
+from council.schemas.subjects import LOG_STREAM
 from tests.conftest import fast_settings, running_council, serving
 
 QUERY = "/api/v1/council/query"

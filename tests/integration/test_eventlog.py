@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from nats.js.errors import NoStreamResponseError
 
-from schemas.events import ModelDelta, ModelDeltaData
-from schemas.ids import new_council_id
-from schemas.subjects import LOG_STREAM, council_filter
-from services.common.eventlog import Pipeline, open_cursor, read_events, stream_seq
-from services.common.jetstream import Topology, ensure_topology
+from council.common.eventlog import Pipeline, open_cursor, read_events, stream_seq
+from council.common.jetstream import Topology, ensure_topology
+from council.schemas.events import ModelDelta, ModelDeltaData
+from council.schemas.ids import new_council_id
+from council.schemas.subjects import LOG_STREAM, council_filter
 
 TS = "2026-11-21T10:00:00.000Z"
 

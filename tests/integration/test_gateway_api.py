@@ -10,10 +10,10 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from schemas.subjects import LOG_STREAM
-from services.common.jetstream import Topology
-from services.common.settings import Settings
-from services.gateway.app import create_app
+from council.common.jetstream import Topology
+from council.common.settings import Settings
+from council.gateway.app import create_app
+from council.schemas.subjects import LOG_STREAM
 
 QUERY = "/api/v1/council/query"
 
@@ -143,7 +143,7 @@ async def test_real_http_server_round_trip(settings: Settings) -> None:
     """The same app served by uvicorn answers over a real socket (what the e2e tests rely on)."""
     import uvicorn
 
-    from services.common.embedded import free_port
+    from council.common.embedded import free_port
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
@@ -160,7 +160,7 @@ async def test_real_http_server_round_trip(settings: Settings) -> None:
 
 
 async def test_requests_while_nats_is_down_get_a_503_problem(tmp_path: Path) -> None:
-    from services.common.embedded import EmbeddedNats
+    from council.common.embedded import EmbeddedNats
     from tests.conftest import fast_settings
 
     server = EmbeddedNats(tmp_path / "nats").start()

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from services.common.jetstream import Topology
-from services.orchestrator.lease import Leadership, LeaseLost
+from council.common.jetstream import Topology
+from council.orchestrator.lease import Leadership, LeaseLost
 
 
 async def test_only_one_contender_leads_until_the_lease_is_released(topology: Topology) -> None:

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from schemas.events import CouncilSubmitted, CouncilSubmittedData
-from services.common.eventlog import append, load_state
-from services.common.jetstream import Topology
-from services.common.settings import Settings, StageDeadline, StageSettings
-from services.orchestrator.domain.clock import iso
-from services.orchestrator.service import Orchestrator
+from council.common.eventlog import append, load_state
+from council.common.jetstream import Topology
+from council.common.settings import Settings, StageDeadline, StageSettings
+from council.orchestrator.domain.clock import iso
+from council.orchestrator.service import Orchestrator
+from council.schemas.events import CouncilSubmitted, CouncilSubmittedData
 
 
 async def test_a_quiet_council_fails_at_its_hard_limit_after_a_restart(topology: Topology, settings: Settings) -> None:

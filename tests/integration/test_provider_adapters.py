@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from schemas.jobs import ChatMessage, Job
-from services.common.settings import ModelSpec, ProviderSpec
-from services.model_runner.providers import build_provider
-from services.model_runner.providers.anthropic import AnthropicProvider
-from services.model_runner.providers.base import Finish, Provider, ProviderError, StreamItem, TextDelta, UsageReport
-from services.model_runner.providers.gemini import GeminiProvider
-from services.model_runner.providers.openai_compat import OpenAICompatProvider
-from services.model_runner.providers.simulated import SimulatedProvider
+from council.common.settings import ModelSpec, ProviderSpec
+from council.model_runner.providers import build_provider
+from council.model_runner.providers.anthropic import AnthropicProvider
+from council.model_runner.providers.base import Finish, Provider, ProviderError, StreamItem, TextDelta, UsageReport
+from council.model_runner.providers.gemini import GeminiProvider
+from council.model_runner.providers.openai_compat import OpenAICompatProvider
+from council.model_runner.providers.simulated import SimulatedProvider
+from council.schemas.jobs import ChatMessage, Job
 
 if TYPE_CHECKING:  # imported for real by pytest_plugins, which must come first (assert rewriting)
     from tests.fakes.providers import FakeProviderServer

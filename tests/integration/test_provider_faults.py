@@ -14,7 +14,20 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from schemas.events import (
+from council.common.eventlog import append, load_snapshot, load_state, read_events
+from council.common.jetstream import Topology
+from council.common.settings import (
+    CouncilDefaults,
+    ModelSpec,
+    RunnerSettings,
+    Settings,
+    StageDeadline,
+    StageSettings,
+    Timeouts,
+)
+from council.orchestrator.domain.fold import fold
+from council.orchestrator.domain.state import CouncilState
+from council.schemas.events import (
     AnyEvent,
     CancelRequested,
     CancelRequestedData,
@@ -28,20 +41,7 @@ from schemas.events import (
     SkipRequested,
     SkipRequestedData,
 )
-from schemas.ids import new_council_id
-from services.common.eventlog import append, load_snapshot, load_state, read_events
-from services.common.jetstream import Topology
-from services.common.settings import (
-    CouncilDefaults,
-    ModelSpec,
-    RunnerSettings,
-    Settings,
-    StageDeadline,
-    StageSettings,
-    Timeouts,
-)
-from services.orchestrator.domain.fold import fold
-from services.orchestrator.domain.state import CouncilState
+from council.schemas.ids import new_council_id
 from tests.conftest import running_council
 from tests.fakes.providers import FakeProviderServer
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from nats.js.api import RetentionPolicy, StorageType
 
-from schemas.subjects import IDEMPOTENCY_BUCKET, JOBS_STREAM, LOG_STREAM, VIEWS_BUCKET
-from services.common.jetstream import DUPLICATE_WINDOW_S, Topology, connect, ensure_topology
+from council.common.jetstream import DUPLICATE_WINDOW_S, Topology, connect, ensure_topology
+from council.schemas.subjects import IDEMPOTENCY_BUCKET, JOBS_STREAM, LOG_STREAM, VIEWS_BUCKET
 
 
 async def test_streams_have_the_designed_shape(topology: Topology) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.cli import build_parser
-from services.common.settings import load_settings
+from council.cli import build_parser
+from council.common.settings import load_settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMMANDS = {"gateway", "orchestrator", "runner"}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from services.common.settings import ProviderSpec
-from services.model_runner.providers.anthropic import AnthropicProvider
-from services.model_runner.providers.base import Provider
-from services.model_runner.providers.gemini import GeminiProvider
-from services.model_runner.providers.openai_compat import OpenAICompatProvider
-from services.model_runner.providers.simulated import SimulatedProvider
+from council.common.settings import ProviderSpec
+from council.model_runner.providers.anthropic import AnthropicProvider
+from council.model_runner.providers.base import Provider
+from council.model_runner.providers.gemini import GeminiProvider
+from council.model_runner.providers.openai_compat import OpenAICompatProvider
+from council.model_runner.providers.simulated import SimulatedProvider
 
 __all__ = ["build_provider"]
 

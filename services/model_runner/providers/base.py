@@ -13,9 +13,9 @@ from typing import Protocol
 
 import msgspec
 
-from schemas.events import FailureKind
-from schemas.jobs import Job
-from services.common.settings import ModelSpec
+from council.common.settings import ModelSpec
+from council.schemas.events import FailureKind
+from council.schemas.jobs import Job
 
 __all__ = ["Finish", "Provider", "ProviderError", "StreamItem", "TextDelta", "UsageReport"]
 

@@ -14,20 +14,20 @@ from urllib.parse import quote
 import msgspec
 from httpx_sse import ServerSentEvent
 
-from schemas.codec import encode
-from schemas.jobs import Job
-from services.common.settings import ModelSpec
-from services.model_runner.providers.base import (
+from council.common.settings import ModelSpec
+from council.model_runner.providers.base import (
     Finish,
     ProviderError,
     StreamItem,
     TextDelta,
     UsageReport,
 )
-from services.model_runner.providers.http_errors import (
+from council.model_runner.providers.http_errors import (
     error_from_status,
 )
-from services.model_runner.providers.http_stream import HttpStreamProvider
+from council.model_runner.providers.http_stream import HttpStreamProvider
+from council.schemas.codec import encode
+from council.schemas.jobs import Job
 
 __all__ = [
     "DEFAULT_GEMINI_URL",

@@ -23,9 +23,9 @@ import httpx
 import msgspec
 from httpx_sse import ServerSentEvent, SSEError, aconnect_sse
 
-from schemas.events import FailureKind
-from services.common.settings import ModelSpec, ProviderSpec
-from services.model_runner.providers.base import ProviderError
+from council.common.settings import ModelSpec, ProviderSpec
+from council.model_runner.providers.base import ProviderError
+from council.schemas.events import FailureKind
 
 __all__ = [
     "MAX_DETAIL_CHARS",

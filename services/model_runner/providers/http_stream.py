@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Mapping
 
 from httpx_sse import ServerSentEvent
 
-from schemas.jobs import Job
-from services.common.settings import ModelSpec, ProviderSpec
-from services.model_runner.providers.base import Finish, ProviderError, StreamItem, TextDelta, UsageReport
-from services.model_runner.providers.http_errors import new_client, open_event_stream, request_timeout, require_key
+from council.common.settings import ModelSpec, ProviderSpec
+from council.model_runner.providers.base import Finish, ProviderError, StreamItem, TextDelta, UsageReport
+from council.model_runner.providers.http_errors import new_client, open_event_stream, request_timeout, require_key
+from council.schemas.jobs import Job
 
 __all__ = ["HttpStreamProvider"]
 

@@ -11,10 +11,10 @@ import hashlib
 import random
 from collections.abc import AsyncIterator
 
-from schemas.codec import encode
-from schemas.jobs import Job
-from services.common.settings import ModelSpec, ProviderSpec
-from services.model_runner.providers.base import Finish, StreamItem, TextDelta, UsageReport
+from council.common.settings import ModelSpec, ProviderSpec
+from council.model_runner.providers.base import Finish, StreamItem, TextDelta, UsageReport
+from council.schemas.codec import encode
+from council.schemas.jobs import Job
 
 __all__ = ["SimulatedProvider", "simulated_text"]
 

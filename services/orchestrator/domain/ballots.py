@@ -18,7 +18,7 @@ from typing import Literal
 
 import msgspec
 
-from schemas.result import AggregateEntry
+from council.schemas.result import AggregateEntry
 
 __all__ = ["ParsedRanking", "aggregate", "assign_labels", "parse_ranking", "ranking_to_members"]
 

@@ -12,7 +12,12 @@ from datetime import datetime
 
 import msgspec
 
-from schemas.events import (
+from council.orchestrator.domain import prompts
+from council.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
+from council.orchestrator.domain.clock import iso, millis_between
+from council.orchestrator.domain.result import build_result
+from council.orchestrator.domain.state import CouncilState, StageState
+from council.schemas.events import (
     AnyEvent,
     CouncilCancelled,
     CouncilCancelledData,
@@ -34,13 +39,8 @@ from schemas.events import (
     StageStarted,
     StageStartedData,
 )
-from schemas.ids import member_token
-from schemas.jobs import ChatMessage, Job
-from services.orchestrator.domain import prompts
-from services.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
-from services.orchestrator.domain.clock import iso, millis_between
-from services.orchestrator.domain.result import build_result
-from services.orchestrator.domain.state import CouncilState, StageState
+from council.schemas.ids import member_token
+from council.schemas.jobs import ChatMessage, Job
 
 __all__ = ["Append", "Catalogue", "Deadline", "Dispatch", "Intent", "decide", "job_id"]
 

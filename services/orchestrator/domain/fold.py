@@ -12,7 +12,8 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from schemas.events import (
+from council.orchestrator.domain.state import CouncilState, MemberRun, ReviewBallot, StageState, empty_state
+from council.schemas.events import (
     AnyEvent,
     CancelRequested,
     CouncilCancelled,
@@ -31,7 +32,6 @@ from schemas.events import (
     StageProgress,
     StageStarted,
 )
-from services.orchestrator.domain.state import CouncilState, MemberRun, ReviewBallot, StageState, empty_state
 
 __all__ = ["MUTATORS", "apply", "fold"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from schemas.jobs import ChatMessage
-from schemas.result import AggregateEntry
+from council.schemas.jobs import ChatMessage
+from council.schemas.result import AggregateEntry
 
 __all__ = ["chairman_messages", "first_opinion_messages", "review_messages"]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from schemas.result import (
+from council.orchestrator.domain.clock import millis_between
+from council.orchestrator.domain.state import CouncilState, MemberRun, StageState
+from council.schemas.result import (
     ZERO_USAGE,
     CouncilResult,
     FinalAnswer,
@@ -15,8 +17,6 @@ from schemas.result import (
     StageMetrics,
     Usage,
 )
-from services.orchestrator.domain.clock import millis_between
-from services.orchestrator.domain.state import CouncilState, MemberRun, StageState
 
 __all__ = ["build_result", "failure_reasons"]
 

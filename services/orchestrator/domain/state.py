@@ -6,8 +6,8 @@ from typing import Literal
 
 import msgspec
 
-from schemas.events import FailureKind
-from schemas.result import AggregateEntry, CouncilResult, Usage
+from council.schemas.events import FailureKind
+from council.schemas.result import AggregateEntry, CouncilResult, Usage
 
 __all__ = [
     "CouncilState",

@@ -7,11 +7,11 @@ from functools import cache
 
 import pytest
 
-from schemas.api import QueryRequest
-from schemas.events import CouncilSubmittedData
-from services.common.settings import Settings, load_settings
-from services.gateway.problems import Problem
-from services.gateway.submission import MAX_TOKENS_LIMIT, parse_query, validate_query
+from council.common.settings import Settings, load_settings
+from council.gateway.problems import Problem
+from council.gateway.submission import MAX_TOKENS_LIMIT, parse_query, validate_query
+from council.schemas.api import QueryRequest
+from council.schemas.events import CouncilSubmittedData
 
 
 @cache

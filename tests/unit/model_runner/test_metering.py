@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from schemas.result import Usage
-from services.common.settings import ModelSpec
-from services.model_runner.metering import DeltaBuffer, backoff_s, usage_of
-from services.model_runner.providers.base import UsageReport
+from council.common.settings import ModelSpec
+from council.model_runner.metering import DeltaBuffer, backoff_s, usage_of
+from council.model_runner.providers.base import UsageReport
+from council.schemas.result import Usage
 
 PRICED = ModelSpec(id="m/priced", provider="p", input_price_per_mtok=2.0, output_price_per_mtok=10.0)
 UNPRICED = ModelSpec(id="m/free", provider="p")

@@ -17,7 +17,13 @@ from functools import cache
 
 from msgspec.structs import replace
 
-from schemas.events import (
+from council.common.settings import Settings, load_settings
+from council.model_runner.providers.simulated import simulated_text
+from council.orchestrator.domain.clock import iso
+from council.orchestrator.domain.decide import Append, Catalogue, Dispatch, Intent, decide
+from council.orchestrator.domain.fold import fold
+from council.orchestrator.domain.state import CouncilState
+from council.schemas.events import (
     AnyEvent,
     CouncilSubmitted,
     CouncilSubmittedData,
@@ -30,14 +36,8 @@ from schemas.events import (
     ModelStarted,
     ModelStartedData,
 )
-from schemas.jobs import Job
-from schemas.result import Usage
-from services.common.settings import Settings, load_settings
-from services.model_runner.providers.simulated import simulated_text
-from services.orchestrator.domain.clock import iso
-from services.orchestrator.domain.decide import Append, Catalogue, Dispatch, Intent, decide
-from services.orchestrator.domain.fold import fold
-from services.orchestrator.domain.state import CouncilState
+from council.schemas.jobs import Job
+from council.schemas.result import Usage
 
 __all__ = [
     "CHAIRMAN",

@@ -6,8 +6,8 @@ import string
 
 import pytest
 
-from schemas.result import AggregateEntry
-from services.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
+from council.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
+from council.schemas.result import AggregateEntry
 
 CID = "council_20250101_1200_abcdef1234"
 FIVE = ["m/one", "m/two", "m/three", "m/four", "m/five"]

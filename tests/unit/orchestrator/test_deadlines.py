@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from unit.orchestrator.driver import CHAIRMAN, MEMBERS, CouncilDriver, catalogue
 
-from schemas.events import ModelSkipped
-from services.orchestrator.domain.decide import Catalogue, Deadline
+from council.orchestrator.domain.decide import Catalogue, Deadline
+from council.schemas.events import ModelSkipped
 
 STRAGGLER = MEMBERS[3]
 

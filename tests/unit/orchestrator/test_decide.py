@@ -20,7 +20,11 @@ from unit.orchestrator.driver import (
     run_council,
 )
 
-from schemas.events import (
+from council.orchestrator.domain.ballots import aggregate, assign_labels
+from council.orchestrator.domain.decide import Append, Dispatch, decide, job_id
+from council.orchestrator.domain.fold import fold
+from council.orchestrator.domain.state import CouncilState
+from council.schemas.events import (
     AnyEvent,
     CancelRequested,
     CancelRequestedData,
@@ -38,12 +42,8 @@ from schemas.events import (
     StageProgress,
     StageStarted,
 )
-from schemas.ids import member_token
-from schemas.result import CouncilResult, Usage
-from services.orchestrator.domain.ballots import aggregate, assign_labels
-from services.orchestrator.domain.decide import Append, Dispatch, decide, job_id
-from services.orchestrator.domain.fold import fold
-from services.orchestrator.domain.state import CouncilState
+from council.schemas.ids import member_token
+from council.schemas.result import CouncilResult, Usage
 
 E = TypeVar("E")
 
@@ -477,7 +477,7 @@ def test_result_carries_prompt_answers_and_timestamps() -> None:
 
 
 def test_a_crash_between_stage_completed_and_the_next_stage_start_does_not_strand_the_council() -> None:
-    from schemas.events import StageStarted
+    from council.schemas.events import StageStarted
 
     driver = CouncilDriver()
     driver.run(until=lambda s: 2 in s.stages)

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 from unit.orchestrator.driver import CHAIRMAN, CID, MEMBERS, CouncilDriver, run_council
 
-from schemas.events import (
+from council.orchestrator.domain.fold import MUTATORS, apply, fold
+from council.orchestrator.domain.state import CouncilState
+from council.schemas.events import (
     AnyEvent,
     CancelRequested,
     CancelRequestedData,
@@ -31,8 +33,6 @@ from schemas.events import (
     StageStarted,
     StageStartedData,
 )
-from services.orchestrator.domain.fold import MUTATORS, apply, fold
-from services.orchestrator.domain.state import CouncilState
 
 SCRIPTS: dict[str, dict[str, Any]] = {
     "happy": {},

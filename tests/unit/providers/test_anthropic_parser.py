@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.jobs import ChatMessage, Job
-from services.common.settings import ModelSpec
-from services.model_runner.providers.anthropic import build_anthropic_body, parse_anthropic_event
-from services.model_runner.providers.base import Finish, ProviderError, StreamItem, TextDelta, UsageReport
+from council.common.settings import ModelSpec
+from council.model_runner.providers.anthropic import build_anthropic_body, parse_anthropic_event
+from council.model_runner.providers.base import Finish, ProviderError, StreamItem, TextDelta, UsageReport
+from council.schemas.jobs import ChatMessage, Job
 
 MESSAGE_START = (
     '{"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant",'

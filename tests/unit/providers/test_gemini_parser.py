@@ -5,10 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from schemas.jobs import ChatMessage, Job
-from services.common.settings import ModelSpec
-from services.model_runner.providers.base import Finish, ProviderError, StreamItem, TextDelta, UsageReport
-from services.model_runner.providers.gemini import build_gemini_body, gemini_url, parse_gemini_chunk
+from council.common.settings import ModelSpec
+from council.model_runner.providers.base import Finish, ProviderError, StreamItem, TextDelta, UsageReport
+from council.model_runner.providers.gemini import build_gemini_body, gemini_url, parse_gemini_chunk
+from council.schemas.jobs import ChatMessage, Job
 
 FIRST = (
     '{"candidates": [{"content": {"parts": [{"text": "Hello"}],"role": "model"},"index": 0}],'

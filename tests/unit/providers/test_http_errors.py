@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from services.common.settings import ProviderSpec
-from services.model_runner.providers.base import ProviderError
-from services.model_runner.providers.http_errors import (
+from council.common.settings import ProviderSpec
+from council.model_runner.providers.base import ProviderError
+from council.model_runner.providers.http_errors import (
     MAX_DETAIL_CHARS,
     error_from_response,
     error_from_transport,

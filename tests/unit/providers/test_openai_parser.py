@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.model_runner.providers.base import Finish, ProviderError, StreamItem, TextDelta, UsageReport
-from services.model_runner.providers.openai_compat import parse_openai_chunk
+from council.model_runner.providers.base import Finish, ProviderError, StreamItem, TextDelta, UsageReport
+from council.model_runner.providers.openai_compat import parse_openai_chunk
 
 ROLE = (
     '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1",'

@@ -10,8 +10,8 @@ import msgspec
 import pytest
 from msgspec.structs import replace
 
-from schemas.codec import DecodeError, decode_event, encode, stamp_seq
-from schemas.events import (
+from council.schemas.codec import DecodeError, decode_event, encode, stamp_seq
+from council.schemas.events import (
     EVENT_TYPES,
     TERMINAL_TYPES,
     AggregateEntry,
@@ -50,8 +50,8 @@ from schemas.events import (
     StageStartedData,
     Usage,
 )
-from schemas.ids import COUNCIL_ID_PATTERN, is_council_id, member_token, new_council_id, slug
-from schemas.result import (
+from council.schemas.ids import COUNCIL_ID_PATTERN, is_council_id, member_token, new_council_id, slug
+from council.schemas.result import (
     CouncilResult,
     FinalAnswer,
     MemberAnswer,
@@ -62,7 +62,7 @@ from schemas.result import (
     Stage3Result,
     StageMetrics,
 )
-from schemas.subjects import council_filter, event_subject, job_subject
+from council.schemas.subjects import council_filter, event_subject, job_subject
 
 CID = "council_20250101_1200_abcdef1234"
 TS = "2025-01-01T12:00:00.000Z"
