@@ -7,9 +7,11 @@ from typing import Literal
 import msgspec
 
 from council.schemas.events import FailureKind
+from council.schemas.result import CouncilResult
 
 __all__ = [
     "FORMATS",
+    "RESET_TYPE",
     "ConfigInfo",
     "CouncilError",
     "CouncilLinks",
@@ -18,6 +20,8 @@ __all__ = [
     "ModelInfo",
     "QueryAccepted",
     "QueryRequest",
+    "ResetData",
+    "ResetEvent",
     "SkipRequest",
     "StageName",
 ]
@@ -92,3 +96,23 @@ class ConfigInfo(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int
     temperature: float
     max_prompt_chars: int
+
+
+RESET_TYPE = "council.reset"
+
+
+class ResetData(msgspec.Struct, frozen=True, kw_only=True):
+    reason: str
+    requested_after: int
+    resumes_after: int
+    snapshot: CouncilStatus | CouncilResult
+
+
+class ResetEvent(msgspec.Struct, frozen=True, kw_only=True, tag=RESET_TYPE, tag_field="type"):
+    """Not stored in the log: tells a client its resume point is gone and what the state is now."""
+
+    v: int = 1
+    council_id: str
+    seq: int
+    ts: str
+    data: ResetData

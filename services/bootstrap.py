@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from nats.aio.client import Client
-from nats.errors import Error as NatsError
-
-from council.common.jetstream import Topology, connect, ensure_topology
+from council.common.jetstream import Topology, close_quietly, connect, ensure_topology
 from council.common.settings import Settings
 from council.model_runner.providers import build_provider
 from council.model_runner.worker import Runner
 from council.orchestrator.service import Orchestrator
 
-__all__ = ["close_quietly", "configure_logging", "run", "run_orchestrator", "run_runner", "run_service"]
+__all__ = ["configure_logging", "run", "run_orchestrator", "run_runner", "run_service"]
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -57,19 +53,6 @@ async def run_service(
         await body(topology, stop)
     finally:
         await close_quietly(nc)
-
-
-async def close_quietly(nc: Client) -> None:
-    """Drain when we can; when NATS is already gone, just close — shutdown must not hang or trace."""
-    # uvloop reports writing to a transport that is already closed as a RuntimeError.
-    gone = (NatsError, OSError, RuntimeError)
-    try:
-        await asyncio.wait_for(nc.drain(), timeout=10)
-        return
-    except (*gone, TimeoutError):
-        pass
-    with contextlib.suppress(*gone):  # the connection is gone: nothing left to release
-        await nc.close()
 
 
 async def run_orchestrator(settings: Settings) -> None:

@@ -160,13 +160,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from council.live import ask
+    from council.client.live import ask
 
     return ask(args)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from council.live import watch
+    from council.client.live import watch
 
     return watch(args)
 

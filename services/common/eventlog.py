@@ -20,16 +20,17 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
-from council.orchestrator.domain.fold import fold
-from council.orchestrator.domain.state import CouncilState
+from council.deliberation.fold import fold
+from council.deliberation.snapshot import snapshot_of, state_of
+from council.deliberation.state import CouncilState
 from council.schemas.codec import decode_as, decode_event, encode
 from council.schemas.events import TERMINAL_TYPES, AnyEvent
+from council.schemas.records import SnapshotRecord
 from council.schemas.subjects import LOG_STREAM, council_filter, event_subject
 
 __all__ = [
     "Cursor",
     "Pipeline",
-    "Snapshot",
     "append",
     "council_exists",
     "last_seq_of",
@@ -48,11 +49,6 @@ MSG_ID = "Nats-Msg-Id"
 INACTIVE_S = 30.0  # an abandoned reader's consumer is removed by the server after this long
 READ_STALL_S = 5.0
 CONFIRM_TIMEOUT_S = 10.0
-
-
-class Snapshot(msgspec.Struct, frozen=True):
-    state: CouncilState
-    last_seq: int
 
 
 def _subject(event: AnyEvent) -> str:
@@ -128,7 +124,7 @@ async def terminal_seq(js: JetStreamContext, views: KeyValue, council_id: str) -
         if (seq := await last_seq_of(js, council_id, kind)) is not None:
             return seq
     snapshot = await load_snapshot(views, council_id)
-    return snapshot.last_seq if snapshot is not None and snapshot.state.terminal else None
+    return snapshot.last_seq if snapshot is not None and snapshot.terminal else None
 
 
 def stream_seq(msg: Msg) -> int:
@@ -263,7 +259,8 @@ async def read_events(js: JetStreamContext, subject_filter: str, after: int = 0)
     return events
 
 
-async def load_snapshot(views: KeyValue, council_id: str) -> Snapshot | None:
+async def load_snapshot(views: KeyValue, council_id: str) -> CouncilState | None:
+    """The council's saved state (as of its ``last_seq``), or None to rebuild it from the log."""
     try:
         entry = await views.get(council_id)
     except KeyNotFoundError:
@@ -271,14 +268,19 @@ async def load_snapshot(views: KeyValue, council_id: str) -> Snapshot | None:
     if entry.value is None:
         return None
     try:
-        return decode_as(entry.value, Snapshot)
+        record = decode_as(entry.value, SnapshotRecord)
+        state = state_of(record)
     except msgspec.DecodeError:
         log.warning("ignoring an unreadable snapshot of %s; rebuilding from the log", council_id)
         return None
+    if state is None:
+        log.warning("snapshot of %s has state layout v%d; rebuilding from the log", council_id, record.v)
+    return state
 
 
 async def save_snapshot(views: KeyValue, state: CouncilState) -> None:
-    await views.put(state.council_id, encode(Snapshot(state, state.last_seq)))
+    """Store ``state`` as the council's snapshot."""
+    await views.put(state.council_id, encode(snapshot_of(state)))
 
 
 async def load_state(js: JetStreamContext, views: KeyValue, council_id: str) -> CouncilState | None:
@@ -286,5 +288,5 @@ async def load_state(js: JetStreamContext, views: KeyValue, council_id: str) -> 
     snapshot = await load_snapshot(views, council_id)
     after = snapshot.last_seq if snapshot else 0
     tail = await read_events(js, council_filter(council_id), after)
-    state = fold(tail, snapshot.state if snapshot else None, council_id=council_id)
+    state = fold(tail, snapshot, council_id=council_id)
     return state if state.submitted else None

@@ -7,10 +7,13 @@ never changes a stream an operator tuned.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import nats
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import (
     KeyValueConfig,
@@ -23,7 +26,7 @@ from nats.js.kv import KeyValue
 
 from council.schemas.subjects import IDEMPOTENCY_BUCKET, JOBS_ROOT, JOBS_STREAM, LOG_ROOT, LOG_STREAM, VIEWS_BUCKET
 
-__all__ = ["Topology", "connect", "ensure_topology", "jobs_stream_config", "log_stream_config"]
+__all__ = ["Topology", "close_quietly", "connect", "ensure_topology", "jobs_stream_config", "log_stream_config"]
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +121,16 @@ async def ensure_topology(nc: Client, replicas: int = 1) -> Topology:
         ),
     )
     return Topology(nc, js, views, idempotency)
+
+
+async def close_quietly(nc: Client) -> None:
+    """Drain when we can; when NATS is already gone, just close — shutdown must not hang or trace."""
+    # uvloop reports writing to a transport that is already closed as a RuntimeError.
+    gone = (NatsError, OSError, RuntimeError)
+    try:
+        await asyncio.wait_for(nc.drain(), timeout=10)
+        return
+    except (*gone, TimeoutError):
+        pass
+    with contextlib.suppress(*gone):  # the connection is gone: nothing left to release
+        await nc.close()

@@ -22,16 +22,15 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from nats.js.errors import KeyWrongLastSequenceError
 
-from council.bootstrap import close_quietly
 from council.common.eventlog import append, council_exists, load_snapshot, load_state, terminal_seq
-from council.common.jetstream import Topology, connect, ensure_topology
+from council.common.jetstream import Topology, close_quietly, connect, ensure_topology
 from council.common.settings import Settings
+from council.deliberation.clock import iso
+from council.deliberation.state import CouncilState
 from council.gateway.problems import EXCEPTION_HANDLERS, Problem
 from council.gateway.render import links_for, render_markdown, render_text, status_view
 from council.gateway.streaming import event_frames
 from council.gateway.submission import parse_query, validate_query
-from council.orchestrator.domain.clock import iso
-from council.orchestrator.domain.state import CouncilState
 from council.schemas.api import FORMATS, ConfigInfo, ModelInfo, QueryAccepted, QueryRequest, SkipRequest
 from council.schemas.codec import decode_as, encode
 from council.schemas.events import (
@@ -42,6 +41,7 @@ from council.schemas.events import (
     SkipRequestedData,
 )
 from council.schemas.ids import is_council_id, member_token, new_council_id
+from council.schemas.records import IdempotencyRecord
 from council.schemas.subjects import JOBS_STREAM, LOG_STREAM
 
 __all__ = ["Gateway", "create_app"]
@@ -50,11 +50,6 @@ log = logging.getLogger("council.gateway")
 
 MAX_IDEMPOTENCY_KEY = 255
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
-
-
-class IdempotencyRecord(msgspec.Struct, frozen=True):
-    council_id: str
-    body_hash: str
 
 
 class Gateway:

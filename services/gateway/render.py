@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from council.orchestrator.domain.state import CouncilState
+from council.deliberation.state import CouncilState
 from council.schemas.api import CouncilError, CouncilLinks, CouncilStatus, StageName
 from council.schemas.result import CouncilResult, Usage
 

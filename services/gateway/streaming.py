@@ -22,43 +22,24 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
-import msgspec
 from litestar.response import ServerSentEventMessage
 from nats.aio.msg import Msg
 
 from council.common.eventlog import council_exists, load_state, open_cursor, stream_seq
 from council.common.jetstream import Topology
+from council.deliberation.state import CouncilState
 from council.gateway.render import status_view
-from council.orchestrator.domain.state import CouncilState
-from council.schemas.api import CouncilStatus
+from council.schemas.api import RESET_TYPE, CouncilStatus, ResetData, ResetEvent
 from council.schemas.codec import DecodeError, encode, stamp_seq
 from council.schemas.events import TERMINAL_TYPES
 from council.schemas.result import CouncilResult
 from council.schemas.subjects import LOG_STREAM, council_filter
 
-__all__ = ["RESET_TYPE", "ResetData", "ResetEvent", "event_frames"]
+__all__ = ["event_frames"]
 
 log = logging.getLogger("council.gateway.sse")
 
-RESET_TYPE = "council.reset"
 PING = ServerSentEventMessage(data=None, comment="ping").encode()
-
-
-class ResetData(msgspec.Struct, frozen=True, kw_only=True):
-    reason: str
-    requested_after: int
-    resumes_after: int
-    snapshot: CouncilStatus | CouncilResult
-
-
-class ResetEvent(msgspec.Struct, frozen=True, kw_only=True, tag=RESET_TYPE, tag_field="type"):
-    """Not stored in the log: tells a client its resume point is gone and what the state is now."""
-
-    v: int = 1
-    council_id: str
-    seq: int
-    ts: str
-    data: ResetData
 
 
 async def _first_seq(topology: Topology) -> int:

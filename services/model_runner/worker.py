@@ -22,6 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from council.common.eventlog import Pipeline, append, last_seq_of
 from council.common.jetstream import Topology
 from council.common.settings import ModelSpec, Settings
+from council.deliberation.clock import iso
 from council.model_runner.metering import DeltaBuffer, backoff_s, usage_of
 from council.model_runner.providers.base import (
     Finish,
@@ -31,7 +32,6 @@ from council.model_runner.providers.base import (
     TextDelta,
     UsageReport,
 )
-from council.orchestrator.domain.clock import iso
 from council.schemas.codec import DecodeError, decode_event, decode_job
 from council.schemas.events import (
     CancelRequested,

@@ -16,23 +16,18 @@ import logging
 import time
 from collections.abc import Callable
 
-import msgspec
 from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from council.schemas.codec import decode_as, encode
+from council.schemas.records import LeaseRecord
 
-__all__ = ["LEASE_KEY", "Leadership", "Lease", "LeaseLost"]
+__all__ = ["LEASE_KEY", "Leadership", "LeaseLost"]
 
 log = logging.getLogger("council.orchestrator.lease")
 
 LEASE_KEY = "lease.orchestrator"
-
-
-class Lease(msgspec.Struct, frozen=True):
-    holder: str
-    until: float  # unix seconds
 
 
 class LeaseLost(Exception):
@@ -48,7 +43,7 @@ class Leadership:
         self._revision = 0
 
     async def _claim(self, last: int | None) -> bool:
-        lease = encode(Lease(self._holder, self._clock() + self._ttl))
+        lease = encode(LeaseRecord(self._holder, self._clock() + self._ttl))
         try:
             self._revision = await (
                 self._kv.create(LEASE_KEY, lease) if last is None else self._kv.update(LEASE_KEY, lease, last=last)
@@ -62,7 +57,7 @@ class Leadership:
             entry = await self._kv.get(LEASE_KEY)
         except KeyNotFoundError:
             return await self._claim(None)
-        current = decode_as(entry.value, Lease) if entry.value else None
+        current = decode_as(entry.value, LeaseRecord) if entry.value else None
         if current is None or current.holder == self._holder or current.until < self._clock():
             return await self._claim(entry.revision)
         return False
@@ -113,7 +108,7 @@ class Leadership:
 
     async def release(self) -> None:
         """Hand over at once rather than after the time-to-live (which still applies if NATS is gone)."""
-        lease = encode(Lease(self._holder, 0.0))
+        lease = encode(LeaseRecord(self._holder, 0.0))
         try:
             await self._kv.update(LEASE_KEY, lease, last=self._revision)
         except KeyWrongLastSequenceError:

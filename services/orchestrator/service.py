@@ -30,9 +30,9 @@ from nats.js.errors import NotFoundError
 from council.common.eventlog import MSG_ID, append, load_snapshot, load_state, read_events, save_snapshot, stream_seq
 from council.common.jetstream import Topology
 from council.common.settings import Settings
+from council.deliberation.fold import apply
+from council.deliberation.state import CouncilState
 from council.orchestrator.domain.decide import Append, Catalogue, Deadline, Dispatch, Intent, decide
-from council.orchestrator.domain.fold import apply
-from council.orchestrator.domain.state import CouncilState
 from council.orchestrator.lease import Leadership
 from council.schemas.codec import DecodeError, decode_event, encode
 from council.schemas.events import EVENT_TYPES, StageCompleted
@@ -149,7 +149,7 @@ class Orchestrator:
         submitted = await read_events(self._top.js, f"{LOG_ROOT}.*.council.submitted")
         for council_id in {e.council_id for e in submitted} - set(self._councils) - set(self._finished):
             snapshot = await load_snapshot(self._top.views, council_id)
-            if snapshot is not None and snapshot.state.terminal:
+            if snapshot is not None and snapshot.terminal:
                 self._finished[council_id] = None
                 continue
             state = await load_state(self._top.js, self._top.views, council_id)

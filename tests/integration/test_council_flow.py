@@ -10,8 +10,8 @@ import pytest
 from council.common.eventlog import append, load_snapshot, load_state, read_events, save_snapshot
 from council.common.jetstream import Topology
 from council.common.settings import Settings
-from council.orchestrator.domain.fold import fold
-from council.orchestrator.domain.state import CouncilState
+from council.deliberation.fold import fold
+from council.deliberation.state import CouncilState
 from council.orchestrator.service import DURABLE
 from council.schemas.events import CouncilSubmitted, CouncilSubmittedData
 from council.schemas.ids import new_council_id
@@ -68,7 +68,7 @@ async def test_snapshot_plus_tail_equals_the_full_fold(topology: Topology, setti
     council_id = await submit(topology, settings)
     await finished(topology, council_id)
     async with asyncio.timeout(10):  # the orchestrator's own final snapshot must not replace ours
-        while (final := await load_snapshot(topology.views, council_id)) is None or not final.state.terminal:
+        while (final := await load_snapshot(topology.views, council_id)) is None or not final.terminal:
             await asyncio.sleep(0.05)
     events = await read_events(topology.js, f"council.log.{council_id}.>")
     middle = fold(events[: len(events) // 2], council_id=council_id)

@@ -10,7 +10,7 @@ import msgspec
 from council.common.eventlog import append, load_state
 from council.common.jetstream import Topology
 from council.common.settings import Settings, StageDeadline, StageSettings
-from council.orchestrator.domain.clock import iso
+from council.deliberation.clock import iso
 from council.orchestrator.service import Orchestrator
 from council.schemas.events import CouncilSubmitted, CouncilSubmittedData
 

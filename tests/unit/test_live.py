@@ -6,8 +6,8 @@ import io
 
 from msgspec.structs import replace
 
-from council.live import Screen, live_lines
-from council.orchestrator.domain.state import CouncilState, MemberRun, StageState
+from council.client.live import Screen, live_lines
+from council.deliberation.state import CouncilState, MemberRun, StageState
 
 LONG_ERROR = "upstream said: " + "x" * 280 + "… while waiting for the model"
 

@@ -12,11 +12,11 @@ from datetime import datetime
 
 import msgspec
 
+from council.deliberation.clock import iso, millis_between
+from council.deliberation.state import CouncilState, StageState
 from council.orchestrator.domain import prompts
 from council.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
-from council.orchestrator.domain.clock import iso, millis_between
 from council.orchestrator.domain.result import build_result
-from council.orchestrator.domain.state import CouncilState, StageState
 from council.schemas.events import (
     AnyEvent,
     CouncilCancelled,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from council.orchestrator.domain.clock import millis_between
-from council.orchestrator.domain.state import CouncilState, MemberRun, StageState
+from council.deliberation.clock import millis_between
+from council.deliberation.state import CouncilState, MemberRun, StageState
 from council.schemas.result import (
     ZERO_USAGE,
     CouncilResult,

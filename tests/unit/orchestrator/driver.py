@@ -18,11 +18,11 @@ from functools import cache
 from msgspec.structs import replace
 
 from council.common.settings import Settings, load_settings
+from council.deliberation.clock import iso
+from council.deliberation.fold import fold
+from council.deliberation.state import CouncilState
 from council.model_runner.providers.simulated import simulated_text
-from council.orchestrator.domain.clock import iso
 from council.orchestrator.domain.decide import Append, Catalogue, Dispatch, Intent, decide
-from council.orchestrator.domain.fold import fold
-from council.orchestrator.domain.state import CouncilState
 from council.schemas.events import (
     AnyEvent,
     CouncilSubmitted,

@@ -20,10 +20,10 @@ from unit.orchestrator.driver import (
     run_council,
 )
 
+from council.deliberation.fold import fold
+from council.deliberation.state import CouncilState
 from council.orchestrator.domain.ballots import aggregate, assign_labels
 from council.orchestrator.domain.decide import Append, Dispatch, decide, job_id
-from council.orchestrator.domain.fold import fold
-from council.orchestrator.domain.state import CouncilState
 from council.schemas.events import (
     AnyEvent,
     CancelRequested,

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 from unit.orchestrator.driver import CHAIRMAN, CID, MEMBERS, CouncilDriver, run_council
 
-from council.orchestrator.domain.fold import MUTATORS, apply, fold
-from council.orchestrator.domain.state import CouncilState
+from council.deliberation.fold import MUTATORS, apply, fold
+from council.deliberation.state import CouncilState
 from council.schemas.events import (
     AnyEvent,
     CancelRequested,

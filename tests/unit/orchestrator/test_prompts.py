@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from unit.orchestrator.driver import CHAIRMAN, MEMBERS, PROMPT, CouncilDriver, catalogue
 
-from council.orchestrator.domain.fold import fold
+from council.deliberation.fold import fold
 from council.orchestrator.domain.prompts import chairman_messages, first_opinion_messages, review_messages
 from council.schemas.events import ModelCompleted
 from council.schemas.result import AggregateEntry

@@ -17,8 +17,7 @@ import httpx
 import msgspec
 from httpx_sse import connect_sse
 
-from council.gateway.streaming import RESET_TYPE, ResetEvent
-from council.schemas.api import CouncilStatus, QueryAccepted, QueryRequest
+from council.schemas.api import RESET_TYPE, CouncilStatus, QueryAccepted, QueryRequest, ResetEvent
 from council.schemas.codec import decode_as, decode_event, encode
 from council.schemas.events import TERMINAL_TYPES, AnyEvent
 from council.schemas.result import CouncilResult

@@ -12,7 +12,7 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from council.orchestrator.domain.state import CouncilState, MemberRun, ReviewBallot, StageState, empty_state
+from council.deliberation.state import CouncilState, MemberRun, ReviewBallot, StageState, empty_state
 from council.schemas.events import (
     AnyEvent,
     CancelRequested,

@@ -16,10 +16,9 @@ from typing import NamedTuple, TextIO
 import httpx
 
 from council.client import CouncilClient, CouncilError, StreamItem
-from council.gateway.streaming import ResetEvent
-from council.orchestrator.domain.fold import apply
-from council.orchestrator.domain.state import CouncilState, MemberRun, empty_state
-from council.schemas.api import QueryRequest
+from council.deliberation.fold import apply
+from council.deliberation.state import CouncilState, MemberRun, empty_state
+from council.schemas.api import QueryRequest, ResetEvent
 from council.schemas.events import CouncilCancelled, CouncilCompleted, CouncilFailed
 
 __all__ = ["Line", "Screen", "ask", "live_lines", "watch"]

@@ -1,0 +1,34 @@
+"""Records the services persist in KV buckets: snapshots, leases, idempotency keys."""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = ["IdempotencyRecord", "LeaseRecord", "SnapshotRecord"]
+
+
+class SnapshotRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A council's folded state as of ``last_seq`` (``COUNCIL_VIEWS``, keyed by council id).
+
+    ``state`` is kept as raw JSON under the version ``v`` of the state's layout: a reader that
+    knows another layout rebuilds from the log instead of misreading it or failing to decode.
+    Snapshots written before the record had a version are version 1.
+    """
+
+    v: int = 1
+    last_seq: int
+    state: msgspec.Raw
+
+
+class LeaseRecord(msgspec.Struct, frozen=True):
+    """Who leads the orchestrators, and until when (unix seconds)."""
+
+    holder: str
+    until: float
+
+
+class IdempotencyRecord(msgspec.Struct, frozen=True):
+    """The council an ``Idempotency-Key`` created, and a hash of the request body it came with."""
+
+    council_id: str
+    body_hash: str
