@@ -8,7 +8,7 @@ of the same (stage, member) changes nothing, and nothing moves a council out of 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import assert_never
 
 from msgspec.structs import replace
 
@@ -33,7 +33,7 @@ from council.schemas.events import (
     StageStarted,
 )
 
-__all__ = ["MUTATORS", "apply", "fold"]
+__all__ = ["apply", "fold"]
 
 
 def _with_run(
@@ -205,31 +205,51 @@ def _cancelled(state: CouncilState, e: CouncilCancelled) -> CouncilState:
     return replace(state, status="cancelled", failure=e.data.reason, finished_at=e.ts)
 
 
-MUTATORS: dict[type[Any], Callable[[CouncilState, Any], CouncilState]] = {
-    CouncilSubmitted: _submitted,
-    CouncilStarted: _started,
-    StageStarted: _stage_started,
-    ModelStarted: _model_started,
-    ModelDelta: _model_delta,
-    ModelCompleted: _model_completed,
-    ModelFailed: _model_failed,
-    ModelSkipped: _model_skipped,
-    ReviewParsed: _review_parsed,
-    StageProgress: _stage_progress,
-    StageCompleted: _stage_completed,
-    CancelRequested: _cancel_requested,
-    SkipRequested: _skip_requested,
-    CouncilCompleted: _completed,
-    CouncilFailed: _failed,
-    CouncilCancelled: _cancelled,
-}
+def _mutate(state: CouncilState, event: AnyEvent) -> CouncilState:
+    """The one mutator for ``event``'s type; mypy rejects a union member left unhandled."""
+    match event:
+        case CouncilSubmitted():
+            return _submitted(state, event)
+        case CouncilStarted():
+            return _started(state, event)
+        case StageStarted():
+            return _stage_started(state, event)
+        case ModelStarted():
+            return _model_started(state, event)
+        case ModelDelta():
+            return _model_delta(state, event)
+        case ModelCompleted():
+            return _model_completed(state, event)
+        case ModelFailed():
+            return _model_failed(state, event)
+        case ModelSkipped():
+            return _model_skipped(state, event)
+        case ReviewParsed():
+            return _review_parsed(state, event)
+        case StageProgress():
+            return _stage_progress(state, event)
+        case StageCompleted():
+            return _stage_completed(state, event)
+        case CancelRequested():
+            return _cancel_requested(state, event)
+        case SkipRequested():
+            return _skip_requested(state, event)
+        case CouncilCompleted():
+            return _completed(state, event)
+        case CouncilFailed():
+            return _failed(state, event)
+        case CouncilCancelled():
+            return _cancelled(state, event)
+        case _:
+            assert_never(event)
 
 
 def apply(state: CouncilState, event: AnyEvent) -> CouncilState:
+    """One event onto the state: a repeat (seq at or below ``last_seq``) changes nothing."""
     if event.seq and event.seq <= state.last_seq:
         return state
     if not state.terminal:
-        state = MUTATORS[type(event)](state, event)
+        state = _mutate(state, event)
     return replace(state, last_seq=max(state.last_seq, event.seq), updated_at=event.ts or state.updated_at)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,19 +16,27 @@ from council.common.embedded import free_port
 from tests.e2e.procs import Services, wait_ready, write_config
 
 
-def council(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        service_command(*args), capture_output=True, text=True, timeout=timeout, env=env
-    )
+SCRIPT = str(Path(sys.executable).with_name("council"))  # the console script `pip install` made
 
 
-def start_up(tmp_path: Path, port: int, env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+def council(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [SCRIPT, *args] if cwd else service_command(*args)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+
+
+def start_up(
+    tmp_path: Path, port: int, env: dict[str, str], log_name: str, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     log = (tmp_path / log_name).open("w")
+    args = ("up", "--port", str(port), "--data-dir", str(tmp_path / "data"))
     up = subprocess.Popen(
-        service_command("up", "--port", str(port), "--data-dir", str(tmp_path / "data")),
+        [SCRIPT, *args] if cwd else service_command(*args),
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
+        cwd=cwd,
         start_new_session=True,  # its own process group, as in a terminal
     )
     log.close()
@@ -65,6 +74,26 @@ def test_council_up_runs_everything_stops_cleanly_and_keeps_councils_across_rest
         assert kept["status"] == "completed" and kept["prompt"] == "What is the best way to learn Rust?"
     finally:
         assert stop_up(again) == 0
+
+
+def test_council_up_in_a_project_with_its_own_services_and_schemas_packages(tmp_path: Path) -> None:
+    project = tmp_path / "project"  # what a user's project very often holds
+    for name in ("services", "schemas", "council"):
+        (project / name).mkdir(parents=True)
+        (project / name / "__init__.py").write_text(f"raise ImportError('imported the project\\'s own {name}')\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "PYTHONPATH")}
+    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
+    up = start_up(tmp_path, port, env, "up.log", cwd=project)
+    try:
+        asked = council("ask", "--url", url, "--plain", "Which package runs?", env=env, cwd=project)
+        assert asked.returncode == 0, asked.stderr
+        assert "# Final Answer" in asked.stdout
+    finally:
+        assert stop_up(up) == 0
+    output = (tmp_path / "up.log").read_text()
+    assert "imported the project" not in output and "Traceback" not in output
 
 
 def test_ask_detach_then_watch_from_a_seq(services: Services) -> None:

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from functools import cache
 
 import pytest
-from unit.orchestrator.driver import CHAIRMAN, CID, MEMBERS, PROMPT, CouncilDriver, failure_message, settings
 
 from council.deliberation.state import CouncilState
 from council.gateway.render import progress_line, render_markdown, render_text, stage_name, status_view
 from council.schemas.codec import decode_as, decode_event, encode
 from council.schemas.events import CancelRequested, CancelRequestedData, CouncilCompleted
 from council.schemas.result import CouncilResult
+from tests.unit.orchestrator.driver import CHAIRMAN, CID, MEMBERS, PROMPT, CouncilDriver, failure_message, settings
 
 NAMES = {m.id: m.label for m in settings().models}
 SCRIPTS: dict[str, dict[str, object]] = {

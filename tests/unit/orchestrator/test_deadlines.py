@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from unit.orchestrator.driver import CHAIRMAN, MEMBERS, CouncilDriver, catalogue
-
 from council.orchestrator.domain.decide import Catalogue, Deadline
 from council.schemas.events import ModelSkipped
+from tests.unit.orchestrator.driver import CHAIRMAN, MEMBERS, CouncilDriver, catalogue
 
 STRAGGLER = MEMBERS[3]
 

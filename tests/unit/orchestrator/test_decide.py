@@ -8,17 +8,6 @@ from typing import TypeVar
 
 import pytest
 from msgspec.structs import replace
-from unit.orchestrator.driver import (
-    CHAIRMAN,
-    CID,
-    MEMBERS,
-    PROMPT,
-    T0,
-    CouncilDriver,
-    catalogue,
-    failure_message,
-    run_council,
-)
 
 from council.deliberation.fold import fold
 from council.deliberation.state import CouncilState
@@ -44,6 +33,17 @@ from council.schemas.events import (
 )
 from council.schemas.ids import member_token
 from council.schemas.result import CouncilResult, Usage
+from tests.unit.orchestrator.driver import (
+    CHAIRMAN,
+    CID,
+    MEMBERS,
+    PROMPT,
+    T0,
+    CouncilDriver,
+    catalogue,
+    failure_message,
+    run_council,
+)
 
 E = TypeVar("E")
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from unit.orchestrator.driver import CHAIRMAN, MEMBERS, PROMPT, CouncilDriver, catalogue
 
 from council.deliberation.fold import fold
 from council.orchestrator.domain.prompts import chairman_messages, first_opinion_messages, review_messages
 from council.schemas.events import ModelCompleted
 from council.schemas.result import AggregateEntry
+from tests.unit.orchestrator.driver import CHAIRMAN, MEMBERS, PROMPT, CouncilDriver, catalogue
 
 PERSONA = "You are Atlas, a pragmatic engineer."
 ANSWERS = {"A": "Use the borrow checker early.", "B": "Read the book first.", "C": "Build small projects."}
