@@ -12,16 +12,19 @@ from council.schemas.result import CouncilResult
 __all__ = [
     "FORMATS",
     "RESET_TYPE",
+    "CancelAccepted",
     "ConfigInfo",
     "CouncilError",
     "CouncilLinks",
     "CouncilStatus",
     "Format",
+    "HealthStatus",
     "ModelInfo",
     "QueryAccepted",
     "QueryRequest",
     "ResetData",
     "ResetEvent",
+    "SkipAccepted",
     "SkipRequest",
     "StageName",
 ]
@@ -78,6 +81,22 @@ class SkipRequest(msgspec.Struct, frozen=True, kw_only=True):
     model: str
 
 
+class CancelAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to POST .../cancel: the cancel is on the log, the council winds down."""
+
+    council_id: str
+    status: Literal["cancelling"]
+
+
+class SkipAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to POST .../skip: the stage stops waiting for this member."""
+
+    council_id: str
+    model: str
+    stage: int
+    status: Literal["skipping"]
+
+
 class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     provider: str
@@ -96,6 +115,12 @@ class ConfigInfo(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int
     temperature: float
     max_prompt_chars: int
+
+
+class HealthStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer of GET /health ("ok") and GET /ready ("ready")."""
+
+    status: Literal["ok", "ready"]
 
 
 RESET_TYPE = "council.reset"

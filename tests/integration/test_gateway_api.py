@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from council.common.jetstream import Topology
@@ -19,7 +20,7 @@ QUERY = "/api/v1/council/query"
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=create_app(settings)) as client:
         yield client
 
@@ -28,7 +29,7 @@ async def log_size(topology: Topology) -> int:
     return (await topology.js.stream_info(LOG_STREAM)).state.messages
 
 
-async def wait_completed(client: AsyncTestClient, council_id: str) -> dict[str, object]:  # type: ignore[type-arg]
+async def wait_completed(client: AsyncTestClient[Litestar], council_id: str) -> dict[str, object]:
     async with asyncio.timeout(30):
         while True:
             body = (await client.get(f"/api/v1/council/{council_id}", params={"format": "json"})).json()
@@ -37,7 +38,7 @@ async def wait_completed(client: AsyncTestClient, council_id: str) -> dict[str, 
             await asyncio.sleep(0.1)
 
 
-async def test_post_accepts_and_links_the_council(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+async def test_post_accepts_and_links_the_council(client: AsyncTestClient[Litestar]) -> None:
     response = await client.post(QUERY, json={"prompt": "What is the best way to learn Rust?"})
     assert response.status_code == 202
     body = response.json()
@@ -51,7 +52,7 @@ async def test_post_accepts_and_links_the_council(client: AsyncTestClient) -> No
 
 
 @pytest.mark.usefixtures("council_services")
-async def test_completed_council_reads_in_every_format(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+async def test_completed_council_reads_in_every_format(client: AsyncTestClient[Litestar]) -> None:
     council_id = (await client.post(QUERY, json={"prompt": "Explain ownership in Rust"})).json()["council_id"]
     result = await wait_completed(client, council_id)
     assert result["status"] == "completed"
@@ -66,7 +67,7 @@ async def test_completed_council_reads_in_every_format(client: AsyncTestClient) 
     assert "Query: Explain ownership in Rust" in text.text and "**" not in text.text
 
 
-async def test_same_idempotency_key_returns_the_same_council(client: AsyncTestClient, topology: Topology) -> None:  # type: ignore[type-arg]
+async def test_same_idempotency_key_returns_the_same_council(client: AsyncTestClient[Litestar], topology: Topology) -> None:
     headers = {"Idempotency-Key": "retry-me-1"}
     first = await client.post(QUERY, json={"prompt": "Same question"}, headers=headers)
     size = await log_size(topology)
@@ -97,7 +98,7 @@ async def test_same_idempotency_key_returns_the_same_council(client: AsyncTestCl
     ],
 )
 async def test_bad_queries_get_a_problem_and_append_nothing(
-    client: AsyncTestClient,  # type: ignore[type-arg]
+    client: AsyncTestClient[Litestar],
     topology: Topology,
     body: bytes,
     status: int,
@@ -122,13 +123,13 @@ async def test_bad_queries_get_a_problem_and_append_nothing(
         ("/api/v1/council/council_20260101_0000_zzzzzzzz/events/nope", 404),
     ],
 )
-async def test_bad_reads_get_a_problem(client: AsyncTestClient, path: str, status: int) -> None:  # type: ignore[type-arg]
+async def test_bad_reads_get_a_problem(client: AsyncTestClient[Litestar], path: str, status: int) -> None:
     response = await client.get(path)
     assert response.status_code == status
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_catalogue_config_health_ready_and_docs(client: AsyncTestClient, settings: Settings) -> None:  # type: ignore[type-arg]
+async def test_catalogue_config_health_ready_and_docs(client: AsyncTestClient[Litestar], settings: Settings) -> None:
     models = (await client.get("/api/v1/models")).json()
     assert {m["id"] for m in models} == {m.id for m in settings.models}
     assert all("api_key" not in str(m).lower() for m in models)

@@ -1,0 +1,74 @@
+"""What every route needs (the log, the catalogue, a clock) and the checks they share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litestar.datastructures import State
+
+from council.common.eventlog import council_exists, load_snapshot, load_state
+from council.common.jetstream import Topology
+from council.common.settings import Settings
+from council.deliberation.state import CouncilState
+from council.gateway.problems import Problem
+from council.schemas.ids import is_council_id
+
+__all__ = ["Gateway", "provide_gateway"]
+
+
+class Gateway:
+    """The gateway's collaborators, injected into every route as ``gateway``."""
+
+    def __init__(self, topology: Topology, settings: Settings) -> None:
+        self.topology = topology
+        self.settings = settings
+        self.names = {m.id: m.label for m in settings.models}
+
+    def now(self) -> datetime:
+        """The current time (UTC)."""
+        return datetime.now(UTC)
+
+    @staticmethod
+    def check_id(council_id: str) -> None:
+        """400 unless ``council_id`` has the shape of an id we generate."""
+        if not is_council_id(council_id):
+            raise Problem(
+                400,
+                "invalid-council-id",
+                "Malformed council id",
+                f"{council_id!r} is not a council id (expected council_YYYYMMDD_HHMM_xxxxxx)",
+            )
+
+    @staticmethod
+    def _not_found(council_id: str) -> Problem:
+        return Problem(404, "council-not-found", "Council not found", f"no council {council_id}")
+
+    async def council(self, council_id: str) -> CouncilState:
+        """The council's state, or 400/404."""
+        self.check_id(council_id)
+        state = await load_state(self.topology.js, self.topology.views, council_id)
+        if state is None:
+            raise self._not_found(council_id)
+        return state
+
+    async def unfinished_council(self, council_id: str) -> CouncilState:
+        """The council's state, or 400/404, or 409 once it has finished."""
+        state = await self.council(council_id)
+        if state.terminal:
+            raise Problem(409, "council-finished", "Council already finished", f"{council_id} is {state.status}")
+        return state
+
+    async def ensure_known(self, council_id: str) -> None:
+        """404 unless the log (or, once its events aged out, a snapshot) knows the council."""
+        self.check_id(council_id)
+        if (
+            not await council_exists(self.topology.js, council_id)
+            and await load_snapshot(self.topology.views, council_id) is None
+        ):
+            raise self._not_found(council_id)
+
+
+def provide_gateway(state: State) -> Gateway:
+    """The Gateway the app's lifespan put in its state."""
+    gateway: Gateway = state.gateway
+    return gateway

@@ -1,0 +1,181 @@
+"""The council resource: start a deliberation, read it, cancel it, skip a member, or start and stream one.
+
+Writes are commands appended to the log (deduplicated by message id, so a retry appends nothing);
+reads fold the log. The orchestrator does the deliberating.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from council.common.eventlog import append, load_state
+from council.deliberation.clock import iso
+from council.gateway.context import Gateway
+from council.gateway.events import event_stream
+from council.gateway.idempotency import claim_key
+from council.gateway.problems import Problem
+from council.gateway.render import links_for, render_markdown, render_text, status_view
+from council.gateway.submission import parse_query, validate_query
+from council.schemas.api import (
+    FORMATS,
+    CancelAccepted,
+    CouncilStatus,
+    QueryAccepted,
+    QueryRequest,
+    SkipAccepted,
+    SkipRequest,
+)
+from council.schemas.codec import decode_as, encode
+from council.schemas.events import (
+    CancelRequested,
+    CancelRequestedData,
+    CouncilSubmitted,
+    SkipRequested,
+    SkipRequestedData,
+)
+from council.schemas.ids import member_token, new_council_id
+from council.schemas.result import CouncilResult
+
+__all__ = ["CouncilController"]
+
+log = logging.getLogger("council.gateway")
+
+
+class CouncilController(Controller):
+    """/api/v1/council: a council's lifecycle, from submission to its rendered result."""
+
+    path = "/api/v1/council"
+
+    @post("/query", status_code=202, summary="Start a council deliberation")
+    async def submit(self, request: Request[Any, Any, Any], gateway: Gateway) -> Response[QueryAccepted]:
+        """Append the submission (once per Idempotency-Key) and link where to follow it."""
+        data = validate_query(parse_query(await request.body()), gateway.settings)
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            council_id = new_council_id(gateway.now())
+        else:
+            claim = await claim_key(gateway, key, data)
+            council_id = claim.council_id
+            if not claim.created:
+                existing = await load_state(gateway.topology.js, gateway.topology.views, council_id)
+                if existing is not None:
+                    return _accepted(council_id, existing.status, existing.created_at)
+        created_at = iso(gateway.now())
+        event = CouncilSubmitted(council_id=council_id, ts=created_at, data=data)
+        await append(gateway.topology.js, event, f"{council_id}:submitted")
+        log.info("accepted %s with %d members", council_id, len(data.members))
+        return _accepted(council_id, "queued", created_at)
+
+    @get("/{council_id:str}", summary="A council's status, or its result once completed")
+    async def read_council(
+        self,
+        council_id: str,
+        gateway: Gateway,
+        format: str = Parameter(default="markdown", description="markdown | text | json"),
+    ) -> Response[bytes]:
+        """The council's status view while it runs, its result once done, as markdown, text or json."""
+        if format not in FORMATS:
+            raise Problem(
+                400, "invalid-format", "Invalid format", f"format must be markdown, text or json, got {format!r}"
+            )
+        state = await gateway.council(council_id)
+        if format == "json":
+            view: CouncilResult | CouncilStatus = state.result if state.result is not None else status_view(state)
+            return Response(encode(view), media_type="application/json")
+        if format == "text":
+            return Response(render_text(state, gateway.names).encode(), media_type="text/plain; charset=utf-8")
+        return Response(render_markdown(state, gateway.names).encode(), media_type="text/markdown; charset=utf-8")
+
+    @post("/{council_id:str}/cancel", status_code=202, summary="Cancel a running council")
+    async def cancel(self, council_id: str, gateway: Gateway) -> CancelAccepted:
+        """Append the cancel request, once; the orchestrator winds the council down."""
+        state = await gateway.unfinished_council(council_id)
+        if not state.cancel_requested:
+            event = CancelRequested(council_id=council_id, ts=iso(gateway.now()), data=CancelRequestedData())
+            await append(gateway.topology.js, event, f"{council_id}:cancel_requested")
+        return CancelAccepted(council_id=council_id, status="cancelling")
+
+    @post(
+        "/{council_id:str}/skip",
+        status_code=202,
+        summary="Stop waiting for one member in the current stage",
+    )
+    async def skip(self, council_id: str, gateway: Gateway, request: Request[Any, Any, Any]) -> SkipAccepted:
+        """Append a skip for a member still working in the current stage, once."""
+        try:
+            body = decode_as(await request.body(), SkipRequest)
+        except msgspec.DecodeError as exc:
+            raise Problem(
+                400, "invalid-json", "Malformed request body", f'send {{"model": "<member id>"}}: {exc}'
+            ) from None
+        state = await gateway.unfinished_council(council_id)
+        stage = state.current()
+        if stage is None or body.model not in stage.runs:
+            raise Problem(
+                409,
+                "not-in-stage",
+                "Member not in the current stage",
+                f"{body.model} is not working in the current stage",
+            )
+        if not stage.runs[body.model].finished and (stage.stage, body.model) not in state.skip_requests:
+            event = SkipRequested(
+                council_id=council_id,
+                ts=iso(gateway.now()),
+                data=SkipRequestedData(model=body.model, stage=stage.stage),
+            )
+            await append(gateway.topology.js, event, f"{council_id}:skip:s{stage.stage}:{member_token(body.model)}")
+        return SkipAccepted(council_id=council_id, model=body.model, stage=stage.stage, status="skipping")
+
+    @get("/stream", summary="Start a council and stream it in one request (SSE)")
+    async def stream_new_council(
+        self,
+        gateway: Gateway,
+        prompt: str,
+        models: str | None = Parameter(default=None, description="comma-separated member ids"),
+        chairman: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        stream_tokens: bool = True,
+        cancel_on_disconnect: bool = True,
+    ) -> Stream:
+        """Submit a council from query parameters and stream its events; by default leaving cancels it."""
+        query = QueryRequest(
+            prompt=prompt,
+            models=[m.strip() for m in models.split(",") if m.strip()] if models is not None else None,
+            chairman=chairman,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream_tokens=stream_tokens,
+        )
+        data = validate_query(query, gateway.settings)
+        council_id = new_council_id(gateway.now())
+        event = CouncilSubmitted(council_id=council_id, ts=iso(gateway.now()), data=data)
+        await append(gateway.topology.js, event, f"{council_id}:submitted")
+
+        async def cancel_abandoned() -> None:
+            cancel = CancelRequested(
+                council_id=council_id,
+                ts=iso(gateway.now()),
+                data=CancelRequestedData(reason="the streaming client disconnected"),
+            )
+            await append(gateway.topology.js, cancel, f"{council_id}:cancel_requested")
+
+        return event_stream(gateway, council_id, 0, cancel_abandoned if cancel_on_disconnect else None)
+
+
+def _accepted(council_id: str, status: str, created_at: str) -> Response[QueryAccepted]:
+    links = links_for(council_id)
+    body = QueryAccepted(
+        council_id=council_id,
+        status=status,
+        created_at=created_at,
+        message=f"Deliberation started – check progress at {links.self} or stream it from {links.events}",
+        links=links,
+    )
+    return Response(body, status_code=202, headers={"Location": links.self})

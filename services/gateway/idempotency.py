@@ -1,0 +1,58 @@
+"""Idempotency-Key: a retried submission finds the council its first attempt started.
+
+The key maps to a council id in a KV bucket, created at most once; the same key with a different
+body is refused rather than silently answered with someone else's council.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+from nats.js.errors import KeyWrongLastSequenceError
+
+from council.gateway.context import Gateway
+from council.gateway.problems import Problem
+from council.schemas.codec import decode_as, encode
+from council.schemas.events import CouncilSubmittedData
+from council.schemas.ids import new_council_id
+from council.schemas.records import IdempotencyRecord
+
+__all__ = ["MAX_IDEMPOTENCY_KEY", "KeyClaim", "claim_key"]
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class KeyClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """The council an Idempotency-Key names, and whether this request created the mapping."""
+
+    council_id: str
+    created: bool
+
+
+async def claim_key(gateway: Gateway, key: str, data: CouncilSubmittedData) -> KeyClaim:
+    """Map an Idempotency-Key to a council id: a new one, or the one a same-body request got."""
+    if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise Problem(
+            400,
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            f"the key must be 1–{MAX_IDEMPOTENCY_KEY} printable characters",
+        )
+    slot = hashlib.sha256(key.encode()).hexdigest()  # never the raw key: it is user text
+    body_hash = hashlib.sha256(encode(data)).hexdigest()
+    fresh = new_council_id(gateway.now())
+    try:
+        await gateway.topology.idempotency.create(slot, encode(IdempotencyRecord(fresh, body_hash)))
+        return KeyClaim(council_id=fresh, created=True)
+    except KeyWrongLastSequenceError:
+        entry = await gateway.topology.idempotency.get(slot)
+        record = decode_as(entry.value or b"", IdempotencyRecord)
+        if record.body_hash != body_hash:
+            raise Problem(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "this Idempotency-Key was already used with a different request body",
+            ) from None
+        return KeyClaim(council_id=record.council_id, created=False)
