@@ -53,3 +53,19 @@ def test_a_terminal_redraws_every_row_including_live_counters() -> None:
     )
     text = out.getvalue()
     assert "3 tokens…" in text and "7 tokens…" in text and "\033[2F\033[J" in text
+
+
+def test_a_log_prints_a_members_review_row_even_when_it_reads_like_its_answer_row() -> None:
+    answered = MemberRun(model="a", status="completed", token_count=9, latency_ms=120)
+    first = StageState(stage=1, members=("a",), runs={"a": answered}, started_at="2026-11-21T10:00:00.000Z")
+    second = StageState(stage=2, members=("a",), runs={"a": answered}, started_at="2026-11-21T10:00:01.000Z")
+    out = io.StringIO()
+    Screen(out, interactive=False).draw(
+        live_lines(CouncilState(council_id="c", stage=2, stages={1: first, 2: second}), counts=False)
+    )
+    assert out.getvalue().splitlines() == [
+        "Stage 1: first opinions",
+        "  ✓ a  9 tokens  120 ms",
+        "Stage 2: peer review",
+        "  ✓ a  9 tokens  120 ms",
+    ]
