@@ -20,6 +20,7 @@ from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState, MemberRun, empty_state
 from council.schemas.api import QueryRequest, ResetEvent
 from council.schemas.events import CouncilCancelled, CouncilCompleted, CouncilFailed
+from council.schemas.result import AggregateEntry
 
 __all__ = ["Line", "Screen", "ask", "live_lines", "watch"]
 
@@ -47,6 +48,17 @@ def _row(run: MemberRun, width: int, color: bool) -> str:
     return f"{tint}{text}{RESET}" if color else text
 
 
+def _aggregate_row(aggregate: list[AggregateEntry]) -> str:
+    # A member no counted review ranked has no place in the ranking: listing it last would
+    # read as a verdict the reviewers never gave.
+    ranked = [entry.model for entry in aggregate if entry.votes]
+    if not ranked:
+        return "  No review could be counted: there is no aggregate ranking."
+    row = "  Aggregate ranking: " + ", ".join(f"{i}. {model}" for i, model in enumerate(ranked, 1))
+    unranked = [entry.model for entry in aggregate if not entry.votes]
+    return row + (f"  (not ranked by any counted review: {', '.join(unranked)})" if unranked else "")
+
+
 class Line(NamedTuple):
     text: str
     settled: bool  # will not change any more: a log prints it once
@@ -68,8 +80,7 @@ def live_lines(state: CouncilState, color: bool = False, counts: bool = True) ->
             for m in stage.members
         ]
         if number == 2 and state.aggregate:
-            ranking = ", ".join(f"{i}. {e.model}" for i, e in enumerate(state.aggregate, 1))
-            lines.append(Line(f"  Aggregate ranking: {ranking}", True, (number, "aggregate", "")))
+            lines.append(Line(_aggregate_row(state.aggregate), True, (number, "aggregate", "")))
     return lines
 
 
