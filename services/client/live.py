@@ -20,6 +20,7 @@ from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState, MemberRun, empty_state
 from council.schemas.api import QueryRequest, ResetEvent
 from council.schemas.events import CouncilCancelled, CouncilCompleted, CouncilFailed
+from council.schemas.result import AggregateEntry
 
 __all__ = ["Line", "Screen", "ask", "live_lines", "watch"]
 
@@ -47,9 +48,21 @@ def _row(run: MemberRun, width: int, color: bool) -> str:
     return f"{tint}{text}{RESET}" if color else text
 
 
+def _aggregate_row(aggregate: list[AggregateEntry]) -> str:
+    # A member no counted review ranked has no place in the ranking: listing it last would
+    # read as a verdict the reviewers never gave.
+    ranked = [entry.model for entry in aggregate if entry.votes]
+    if not ranked:
+        return "  No review could be counted: there is no aggregate ranking."
+    row = "  Aggregate ranking: " + ", ".join(f"{i}. {model}" for i, model in enumerate(ranked, 1))
+    unranked = [entry.model for entry in aggregate if not entry.votes]
+    return row + (f"  (not ranked by any counted review: {', '.join(unranked)})" if unranked else "")
+
+
 class Line(NamedTuple):
     text: str
     settled: bool  # will not change any more: a log prints it once
+    key: tuple[int, str, str]  # which row this is (stage, kind, member): two rows may read alike
 
 
 def live_lines(state: CouncilState, color: bool = False, counts: bool = True) -> list[Line]:
@@ -60,12 +73,14 @@ def live_lines(state: CouncilState, color: bool = False, counts: bool = True) ->
         title = STAGE_TITLES.get(number, f"Stage {number}")
         done = sum(1 for r in stage.runs.values() if r.finished)
         header = f"{title}  ({done}/{len(stage.runs)})" if counts else title
-        lines.append(Line(f"{BOLD}{header}{RESET}" if color else header, settled=not counts))
+        lines.append(Line(f"{BOLD}{header}{RESET}" if color else header, not counts, (number, "header", "")))
         width = max((len(m) for m in stage.runs), default=10)
-        lines += [Line(_row(stage.runs[m], width, color), stage.runs[m].finished) for m in stage.members]
+        lines += [
+            Line(_row(stage.runs[m], width, color), stage.runs[m].finished, (number, "member", m))
+            for m in stage.members
+        ]
         if number == 2 and state.aggregate:
-            ranking = ", ".join(f"{i}. {e.model}" for i, e in enumerate(state.aggregate, 1))
-            lines.append(Line(f"  Aggregate ranking: {ranking}", settled=True))
+            lines.append(Line(_aggregate_row(state.aggregate), True, (number, "aggregate", "")))
     return lines
 
 
@@ -76,7 +91,7 @@ class Screen:
         self.out = out
         self.interactive = interactive
         self.drawn = 0
-        self.printed: set[str] = set()
+        self.printed: set[tuple[int, str, str]] = set()
         self.last = 0.0
 
     def draw(self, lines: list[Line], force: bool = False) -> None:
@@ -92,10 +107,10 @@ class Screen:
             self.out.write("\n".join(line.text for line in lines) + "\n")
             self.drawn = len(lines)
         else:
-            # Only settled rows (no live counters), each once, so logs stay readable.
+            # Only settled rows (no live counters), each row once, so logs stay readable.
             for line in lines:
-                if line.settled and line.text not in self.printed:
-                    self.printed.add(line.text)
+                if line.settled and line.key not in self.printed:
+                    self.printed.add(line.key)
                     self.out.write(line.text + "\n")
         self.out.flush()
 
