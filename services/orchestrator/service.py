@@ -10,11 +10,17 @@ stage, and before the terminal event is acknowledged at the end.
 On start-up it also re-reads the messages delivered but never acknowledged before a crash, so
 councils that were mid-step carry on at once rather than after the ack timeout. Nothing is
 decided twice: every intent has a deterministic message id.
+JetStream trouble — a leader election of the log, of this consumer or of a bucket, a server
+restart, the consumer deleted — is retried with backoff for as long as it lasts (a vanished
+consumer is made again from the first seq not yet settled); only what cannot heal by waiting
+(the log stream gone, a task the leader needs dead) ends ``run`` with an error, so the process
+exits non-zero and is restarted rather than left alive and idle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -24,11 +30,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from council.common.eventlog import MSG_ID, append, load_snapshot, load_state, read_events, save_snapshot, stream_seq
-from council.common.jetstream import Topology
+from council.common.jetstream import Backoff, Topology, is_transient
 from council.common.settings import Settings
 from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState
@@ -38,11 +46,14 @@ from council.schemas.codec import DecodeError, decode_event, encode
 from council.schemas.events import EVENT_TYPES, StageCompleted
 from council.schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject, log_filter_for_type
 
-__all__ = ["DURABLE", "Orchestrator"]
+__all__ = ["DURABLE", "Orchestrator", "SupervisionError"]
 
 log = logging.getLogger("council.orchestrator")
 
 DURABLE = "orchestrator"
+CONSUMER_NOT_FOUND = 10014  # JetStream's error code; a missing stream is 10059
+RETRY_BASE_S = 0.1  # backoff while the log is unavailable: from this …
+RETRY_CAP_S = 5.0  # … doubling up to this
 DECISION_FILTERS = [log_filter_for_type(t) for t in EVENT_TYPES if t != "model.delta"]
 TICK_S = 1.0
 FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't trigger a rebuild
@@ -50,6 +61,28 @@ FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't t
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class SupervisionError(RuntimeError):
+    """A task the orchestrator cannot lead without has ended: exit, so a supervisor restarts us."""
+
+
+def _check_alive(helpers: dict[str, asyncio.Task[None]], lost: asyncio.Event) -> None:
+    for name, task in helpers.items():
+        if not task.done() or lost.is_set():
+            continue
+        cause = None if task.cancelled() else task.exception()
+        raise SupervisionError(f"the {name} has stopped") from cause
+
+
+async def _pause(delay: float, *events: asyncio.Event) -> None:
+    """Sleep ``delay`` seconds, or less if any of ``events`` is set meanwhile."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 class Orchestrator:
@@ -69,16 +102,23 @@ class Orchestrator:
         self._sent: dict[str, set[str]] = {}
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._delivered_through = 0  # the highest log seq handed to us (or the ack floor we started from)
+        self._unsettled: set[int] = set()  # seqs we nak'd: they come again, and a new consumer must see them
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Lead when we can, consume while we lead, stand by again if the lease is lost."""
+        """Lead when we can, consume while we lead, stand by again if the lease is lost.
+
+        Returns only once ``stop`` is set. JetStream trouble (a leader election, a restart) is
+        waited out; a task it depends on that dies, or a log stream that is gone, raises, so
+        the process exits non-zero and its supervisor restarts it instead of leaving it idle.
+        """
         holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         leadership = Leadership(self._top.views, holder, self._settings.orchestrator.lease_ttl_s)
         while await leadership.acquire(stop):
             lost = asyncio.Event()
             keeper = asyncio.create_task(leadership.keep(lost))
             try:
-                await self._consume(stop, lost)
+                await self._consume(stop, lost, keeper)
             finally:
                 keeper.cancel()
                 await asyncio.gather(keeper, return_exceptions=True)
@@ -90,10 +130,11 @@ class Orchestrator:
     def _forget(self) -> None:
         self._councils.clear()
         self._sent.clear()
+        self._delivered_through = 0
+        self._unsettled.clear()
 
-    async def _consume(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
-        js = self._top.js
-        config = ConsumerConfig(
+    def _consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
             durable_name=DURABLE,
             filter_subjects=DECISION_FILTERS,
             deliver_policy=DeliverPolicy.ALL,
@@ -101,24 +142,66 @@ class Orchestrator:
             ack_wait=30.0,
             max_ack_pending=20_000,
         )
-        await js.add_consumer(LOG_STREAM, config)  # creates it, or updates one made by an older version
-        sub = await js.pull_subscribe_bind(DURABLE, stream=LOG_STREAM)
+
+    def _resume_seq(self) -> int:
+        """The first seq this orchestrator has not settled: where a lost consumer must start again."""
+        return min(self._unsettled, default=self._delivered_through + 1)
+
+    async def _ensure_consumer(self, update: bool) -> None:
+        """Our durable consumer exists; made again from where we were if it has vanished."""
+        js = self._top.js
+        config = self._consumer_config()
+        try:
+            info = await js.consumer_info(LOG_STREAM, DURABLE)
+        except NotFoundError as exc:
+            if exc.err_code != CONSUMER_NOT_FOUND:
+                raise  # the log stream itself is gone: nothing to consume, restart and recreate it
+            start = self._resume_seq()
+            if start > 1:
+                config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+                config.opt_start_seq = start
+                log.warning("consumer %s was gone; made it again from seq %d", DURABLE, start)
+            await js.add_consumer(LOG_STREAM, config)
+            return
+        if update:  # an older version's consumer gets today's settings; where it starts cannot change
+            config.deliver_policy = info.config.deliver_policy
+            config.opt_start_seq = info.config.opt_start_seq
+            config.opt_start_time = info.config.opt_start_time
+            await js.add_consumer(LOG_STREAM, config)
+
+    async def _consume(self, stop: asyncio.Event, lost: asyncio.Event, keeper: asyncio.Task[None]) -> None:
+        js = self._top.js
         stopping = asyncio.Event()
         snapshotter = asyncio.create_task(self._save_snapshots(stopping))
+        helpers = {"lease keeper": keeper, "snapshot writer": snapshotter}
+        sub: JetStreamContext.PullSubscription | None = None
+        recovered = False
+        backoff = Backoff(RETRY_BASE_S, RETRY_CAP_S)
+        loop = asyncio.get_running_loop()
+        last_tick = loop.time()
         try:
-            await self._recover()
-            log.info("orchestrator consuming %s", LOG_STREAM)
-            loop = asyncio.get_running_loop()
-            last_tick = loop.time()
             while not stop.is_set() and not lost.is_set():
+                _check_alive(helpers, lost)
                 try:
-                    msgs = await sub.fetch(256, timeout=TICK_S)
-                except TimeoutError:  # nats-py raises its own subclass or the bare builtin
-                    msgs = []  # idle, not an error
-                for msg in msgs:
-                    if lost.is_set():
-                        return  # unacked: the new leader gets them again
-                    await self._handle(msg)
+                    if sub is None:
+                        await self._ensure_consumer(update=True)
+                        sub = await js.pull_subscribe_bind(DURABLE, stream=LOG_STREAM)
+                    elif backoff.failures:
+                        await self._ensure_consumer(update=False)
+                    if not recovered:
+                        await self._recover()
+                        recovered = True
+                        log.info("orchestrator consuming %s", LOG_STREAM)
+                    await self._consume_batch(sub, lost)
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    # A leader election, a restart, a consumer made again: wait it out, never exit.
+                    delay = backoff.next_delay()
+                    log.warning("log unavailable (%s: %s); retrying in %.2fs", type(exc).__name__, exc, delay)
+                    await _pause(delay, stop, lost)
+                    continue
+                backoff.reset()
                 if loop.time() - last_tick >= TICK_S:  # deadlines pass even while the log is busy
                     last_tick = loop.time()
                     await self._tick()
@@ -126,7 +209,19 @@ class Orchestrator:
             stopping.set()
             snapshotter.cancel()
             await asyncio.gather(snapshotter, return_exceptions=True)
-            await sub.unsubscribe()
+            if sub is not None:
+                with contextlib.suppress(NatsError):
+                    await sub.unsubscribe()
+
+    async def _consume_batch(self, sub: JetStreamContext.PullSubscription, lost: asyncio.Event) -> None:
+        try:
+            msgs = await sub.fetch(256, timeout=TICK_S)
+        except TimeoutError:  # nats-py raises its own subclass or the bare builtin
+            return  # idle, not an error
+        for msg in msgs:
+            if lost.is_set():
+                return  # unacked: the new leader gets them again
+            await self._handle(msg)
 
     async def _save_snapshots(self, stopping: asyncio.Event) -> None:
         """After each stage, save the full fold of the council, one at a time so they only move forward."""
@@ -168,6 +263,7 @@ class Orchestrator:
         except NotFoundError:
             return
         floor, delivered = info.ack_floor.stream_seq or 0, info.delivered.stream_seq or 0
+        self._delivered_through = max(self._delivered_through, floor)
         if delivered <= floor:
             return
         councils = {e.council_id for e in await read_events(self._top.js, f"{LOG_ROOT}.>", floor) if e.seq <= delivered}
@@ -185,6 +281,7 @@ class Orchestrator:
 
     async def _handle(self, msg: Msg) -> None:
         seq = stream_seq(msg)
+        self._delivered_through = max(self._delivered_through, seq)
         try:
             event = decode_event(msg.data, seq)
         except DecodeError as exc:
@@ -209,9 +306,11 @@ class Orchestrator:
         except Exception:
             # Transient trouble (NATS unavailable, publish timeout): try this message again soon.
             log.exception("failed to process seq=%d; will retry", seq)
+            self._unsettled.add(seq)
             await msg.nak(delay=1.0)
             return
         await msg.ack()
+        self._unsettled.discard(seq)
 
     async def _act(self, state: CouncilState) -> None:
         cid = state.council_id
