@@ -26,7 +26,7 @@ import os
 import socket
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
@@ -38,12 +38,13 @@ from nats.js.errors import NotFoundError
 from council.common.eventlog import MSG_ID, append, load_snapshot, load_state, read_events, save_snapshot, stream_seq
 from council.common.jetstream import Backoff, Topology, is_transient
 from council.common.settings import Settings
+from council.deliberation.clock import iso
 from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState
 from council.orchestrator.domain.decide import Append, Catalogue, Deadline, Dispatch, Intent, decide
 from council.orchestrator.lease import Leadership
 from council.schemas.codec import DecodeError, decode_event, encode
-from council.schemas.events import EVENT_TYPES, StageCompleted
+from council.schemas.events import EVENT_TYPES, AnyEvent, CouncilFailed, CouncilFailedData, StageCompleted
 from council.schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject, log_filter_for_type
 
 __all__ = ["DURABLE", "Orchestrator", "SupervisionError"]
@@ -54,6 +55,11 @@ DURABLE = "orchestrator"
 CONSUMER_NOT_FOUND = 10014  # JetStream's error code; a missing stream is 10059
 RETRY_BASE_S = 0.1  # backoff while the log is unavailable: from this …
 RETRY_CAP_S = 5.0  # … doubling up to this
+MAX_DELIVER = 20  # deliveries of one log message: with REDELIVERY_*_S about seven minutes of JetStream trouble
+POISON_ATTEMPTS = 3  # a handler that fails otherwise this often never will succeed: the council fails
+REDELIVERY_BASE_S = 0.5  # a nak'd message comes back after this, doubling with each delivery …
+REDELIVERY_CAP_S = 30.0  # … up to this
+MAX_REASON_CHARS = 500
 DECISION_FILTERS = [log_filter_for_type(t) for t in EVENT_TYPES if t != "model.delta"]
 TICK_S = 1.0
 FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't trigger a rebuild
@@ -65,6 +71,10 @@ def utcnow() -> datetime:
 
 class SupervisionError(RuntimeError):
     """A task the orchestrator cannot lead without has ended: exit, so a supervisor restarts us."""
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _check_alive(helpers: dict[str, asyncio.Task[None]], lost: asyncio.Event) -> None:
@@ -104,6 +114,7 @@ class Orchestrator:
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._delivered_through = 0  # the highest log seq handed to us (or the ack floor we started from)
         self._unsettled: set[int] = set()  # seqs we nak'd: they come again, and a new consumer must see them
+        self._tick_failures: dict[str, int] = {}  # councils whose timed decisions failed, and how often
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead when we can, consume while we lead, stand by again if the lease is lost.
@@ -141,6 +152,7 @@ class Orchestrator:
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=30.0,
             max_ack_pending=20_000,
+            max_deliver=MAX_DELIVER,  # nothing is retried for ever, nor pins the ack floor for ever
         )
 
     def _resume_seq(self) -> int:
@@ -243,17 +255,34 @@ class Orchestrator:
         """Hold every unfinished council, so deadlines fire even for councils whose log is quiet."""
         submitted = await read_events(self._top.js, f"{LOG_ROOT}.*.council.submitted")
         for council_id in {e.council_id for e in submitted} - set(self._councils) - set(self._finished):
-            snapshot = await load_snapshot(self._top.views, council_id)
-            if snapshot is not None and snapshot.terminal:
-                self._finished[council_id] = None
-                continue
-            state = await load_state(self._top.js, self._top.views, council_id)
-            if state is None or state.terminal:
-                if state is not None:  # it ended before its final snapshot was saved
-                    await save_snapshot(self._top.views, state)
-                self._finished[council_id] = None
-            else:
-                self._councils[council_id] = state
+            await self._isolated(council_id, self._adopt(council_id))
+
+    async def _adopt(self, council_id: str) -> None:
+        snapshot = await load_snapshot(self._top.views, council_id)
+        if snapshot is not None and snapshot.terminal:
+            self._remember_finished(council_id)
+            return
+        state = await load_state(self._top.js, self._top.views, council_id)
+        if state is None or state.terminal:
+            if state is not None:  # it ended before its final snapshot was saved
+                await save_snapshot(self._top.views, state)
+            self._remember_finished(council_id)
+        else:
+            self._councils[council_id] = state
+
+    async def _isolated(self, council_id: str, step: Awaitable[None]) -> None:
+        """Run one council's step of recovery; one that cannot be recovered fails, not the rest.
+
+        JetStream trouble propagates (recovery as a whole is tried again); any other error would
+        recur on every start, so it ends that council at once rather than stop the orchestrator.
+        """
+        try:
+            await step
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.exception("could not recover %s", council_id)
+            await self._give_up_on(council_id, f"the orchestrator could not recover the council: {_describe(exc)}")
 
     async def _recover(self) -> None:
         """Re-read what was delivered but not acknowledged before the last stop, and act on it."""
@@ -269,9 +298,12 @@ class Orchestrator:
         councils = {e.council_id for e in await read_events(self._top.js, f"{LOG_ROOT}.>", floor) if e.seq <= delivered}
         log.info("recovering %d council(s) after seq %d", len(councils), floor)
         for council_id in councils:
-            state = await self._state_of(council_id)
-            if state is not None:
-                await self._act(state)
+            await self._isolated(council_id, self._resume(council_id))
+
+    async def _resume(self, council_id: str) -> None:
+        state = await self._state_of(council_id)
+        if state is not None:
+            await self._act(state)
 
     async def _state_of(self, council_id: str) -> CouncilState | None:
         state = self._councils.get(council_id)
@@ -303,14 +335,56 @@ class Orchestrator:
             await self._act(state)
             if isinstance(event, StageCompleted):
                 self._snapshots.put_nowait(event.council_id)
-        except Exception:
-            # Transient trouble (NATS unavailable, publish timeout): try this message again soon.
-            log.exception("failed to process seq=%d; will retry", seq)
-            self._unsettled.add(seq)
-            await msg.nak(delay=1.0)
+        except Exception as exc:
+            await self._handling_failed(msg, seq, event, exc)
             return
         await msg.ack()
         self._unsettled.discard(seq)
+
+    async def _handling_failed(self, msg: Msg, seq: int, event: AnyEvent, exc: Exception) -> None:
+        """Try the message again later, or — once it is clear it will never work — fail its council.
+
+        JetStream trouble is retried for ``MAX_DELIVER`` deliveries; anything else is a message
+        this code cannot handle (a bug, or input nobody foresaw) and gets ``POISON_ATTEMPTS``.
+        Either way the council then ends with ``council.failed`` (kind ``internal``), and the
+        message is terminated so that it no longer holds the ack floor back.
+        """
+        delivered = msg.metadata.num_delivered or 1
+        transient = is_transient(exc)
+        if delivered < (MAX_DELIVER if transient else POISON_ATTEMPTS):
+            if transient:
+                log.warning("could not process seq=%d (%s: %s); will retry", seq, type(exc).__name__, exc)
+            else:
+                log.exception("failed to process seq=%d (delivery %d); will retry", seq, delivered)
+            self._unsettled.add(seq)
+            await msg.nak(delay=min(REDELIVERY_CAP_S, REDELIVERY_BASE_S * 2 ** (delivered - 1)))
+            return
+        what = event.__struct_config__.tag
+        reason = f"the orchestrator could not handle {what} (seq {seq}) in {delivered} attempts: {_describe(exc)}"
+        await self._give_up_on(event.council_id, reason)
+        await msg.term()
+        self._unsettled.discard(seq)
+
+    async def _give_up_on(self, council_id: str, reason: str) -> None:
+        """End a council this orchestrator cannot carry on with: every accepted council ends."""
+        log.error("failing %s: %s", council_id, reason)
+        data = CouncilFailedData(kind="internal", reason=reason[:MAX_REASON_CHARS])
+        await append(
+            self._top.js, CouncilFailed(council_id=council_id, ts=iso(self._clock()), data=data), f"{council_id}:failed"
+        )
+        self._councils.pop(council_id, None)
+        self._sent.pop(council_id, None)
+        self._tick_failures.pop(council_id, None)
+        self._remember_finished(council_id)
+        try:  # the final snapshot, if the fold of this council works at all
+            await self._save_full_fold(council_id)
+        except Exception:
+            log.warning("no final snapshot of %s", council_id, exc_info=True)
+
+    def _remember_finished(self, council_id: str) -> None:
+        self._finished[council_id] = None
+        if len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
 
     async def _act(self, state: CouncilState) -> None:
         cid = state.council_id
@@ -327,9 +401,8 @@ class Orchestrator:
             await self._save_full_fold(cid)
             self._councils.pop(cid, None)
             self._sent.pop(cid, None)
-            self._finished[cid] = None
-            if len(self._finished) > FINISHED_MEMORY:
-                self._finished.popitem(last=False)
+            self._tick_failures.pop(cid, None)
+            self._remember_finished(cid)
 
     async def _execute(self, intent: Intent) -> None:
         if isinstance(intent, Append):
@@ -342,7 +415,15 @@ class Orchestrator:
     async def _tick(self) -> None:
         """Time-driven decisions (deadlines) for councils under way, while the log is quiet."""
         for state in list(self._councils.values()):
+            cid = state.council_id
             try:
                 await self._act(state)
-            except Exception:
-                log.exception("tick failed for %s; will try again", state.council_id)
+            except Exception as exc:
+                if is_transient(exc):
+                    log.warning("tick failed for %s (%s); will try again", cid, _describe(exc))
+                    continue
+                failures = self._tick_failures[cid] = self._tick_failures.get(cid, 0) + 1
+                log.exception("tick failed for %s (%d time(s))", cid, failures)
+                if failures >= POISON_ATTEMPTS:
+                    reason = f"the orchestrator could not decide the council's next step: {_describe(exc)}"
+                    await self._give_up_on(cid, reason)
