@@ -41,7 +41,15 @@ from council.common.settings import Settings
 from council.deliberation.clock import iso
 from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState
-from council.orchestrator.domain.decide import Append, Catalogue, Deadline, Dispatch, Intent, decide
+from council.orchestrator.domain.decide import (
+    Append,
+    Catalogue,
+    Deadline,
+    Dispatch,
+    Intent,
+    SynthesisDeadline,
+    decide,
+)
 from council.orchestrator.lease import Leadership
 from council.schemas.codec import DecodeError, decode_event, encode
 from council.schemas.events import EVENT_TYPES, AnyEvent, CouncilFailed, CouncilFailedData, StageCompleted
@@ -107,6 +115,9 @@ class Orchestrator:
                 n: Deadline(deadline_s=rule.deadline_s, quorum=rule.quorum, hard_limit_s=rule.hard_limit_s)
                 for n, rule in ((1, stages.first_opinions), (2, stages.peer_review))
             },
+            synthesis=SynthesisDeadline(
+                deadline_s=stages.synthesis.deadline_s, hard_limit_s=stages.synthesis.hard_limit_s
+            ),
         )
         self._councils: dict[str, CouncilState] = {}
         self._sent: dict[str, set[str]] = {}
