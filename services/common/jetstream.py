@@ -36,13 +36,23 @@ from nats.js.api import (
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 from nats.js.kv import KeyValue
 
-from council.schemas.subjects import IDEMPOTENCY_BUCKET, JOBS_ROOT, JOBS_STREAM, LOG_ROOT, LOG_STREAM, VIEWS_BUCKET
+from council.schemas.subjects import (
+    ACTIVE_ROOT,
+    ACTIVE_STREAM,
+    IDEMPOTENCY_BUCKET,
+    JOBS_ROOT,
+    JOBS_STREAM,
+    LOG_ROOT,
+    LOG_STREAM,
+    VIEWS_BUCKET,
+)
 
 __all__ = [
     "STARTUP_DEADLINE_S",
     "Backoff",
     "JetStreamUnavailable",
     "Topology",
+    "active_stream_config",
     "close_quietly",
     "connect",
     "ensure_topology",
@@ -143,6 +153,19 @@ def jobs_stream_config(replicas: int) -> StreamConfig:
     )
 
 
+def active_stream_config(replicas: int) -> StreamConfig:
+    """The index of running councils: one message per council, so recovery reads only those."""
+    return StreamConfig(
+        name=ACTIVE_STREAM,
+        description="running councils (one message each, purged when it ends); the orchestrator recovers from it",
+        subjects=[ACTIVE_ROOT, f"{ACTIVE_ROOT}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        max_msgs_per_subject=1,
+    )
+
+
 async def connect(url: str, name: str) -> Client:
     async def on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
@@ -208,6 +231,7 @@ async def _ensure_all(nc: Client, replicas: int) -> Topology:
     js = nc.jetstream()
     await _ensure_stream(js, log_stream_config(replicas))
     await _ensure_stream(js, jobs_stream_config(replicas))
+    await _ensure_stream(js, active_stream_config(replicas))
     views = await _ensure_kv(
         js, KeyValueConfig(bucket=VIEWS_BUCKET, history=1, storage=StorageType.FILE, replicas=replicas)
     )

@@ -7,9 +7,11 @@ restart, or for a council first seen mid-way. Because that in-memory state skips
 never saved as a snapshot itself: what is saved is the full fold (the previous snapshot +
 everything since), so snapshot + tail always equals the fold — in the background after each
 stage, and before the terminal event is acknowledged at the end.
-On start-up it also re-reads the messages delivered but never acknowledged before a crash, so
-councils that were mid-step carry on at once rather than after the ack timeout. Nothing is
-decided twice: every intent has a deterministic message id.
+Which councils are running is kept in an index (the ``COUNCIL_ACTIVE`` stream: one message per
+council, purged when it ends). On start-up and on every takeover the orchestrator adopts those
+(and any submitted after the ack floor) and acts on each at once, so councils that were mid-step
+carry on without waiting for a redelivery — and a takeover costs what is running, not what the
+log has kept. Nothing is decided twice: every intent has a deterministic message id.
 JetStream trouble — a leader election of the log, of this consumer or of a bucket, a server
 restart, the consumer deleted — is retried with backoff for as long as it lasts (a vanished
 consumer is made again from the first seq not yet settled); only what cannot heal by waiting
@@ -35,7 +37,20 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from council.common.eventlog import MSG_ID, append, load_snapshot, load_state, read_events, save_snapshot, stream_seq
+from council.common.eventlog import (
+    MSG_ID,
+    active_councils,
+    append,
+    index_is_complete,
+    load_snapshot,
+    load_state,
+    mark_active,
+    mark_finished,
+    mark_index_complete,
+    read_events,
+    save_snapshot,
+    stream_seq,
+)
 from council.common.jetstream import Backoff, Topology, is_transient
 from council.common.settings import Settings
 from council.deliberation.clock import iso
@@ -53,9 +68,9 @@ from council.orchestrator.domain.decide import (
 from council.orchestrator.lease import Leadership
 from council.schemas.codec import DecodeError, decode_event, encode
 from council.schemas.events import EVENT_TYPES, AnyEvent, CouncilFailed, CouncilFailedData, StageCompleted
-from council.schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject, log_filter_for_type
+from council.schemas.subjects import LOG_STREAM, job_subject, log_filter_for_type
 
-__all__ = ["DURABLE", "Orchestrator", "SupervisionError"]
+__all__ = ["DURABLE", "MAX_DELIVER", "Orchestrator", "SupervisionError", "consumer_config"]
 
 log = logging.getLogger("council.orchestrator")
 
@@ -68,6 +83,7 @@ POISON_ATTEMPTS = 3  # a handler that fails otherwise this often never will succ
 REDELIVERY_BASE_S = 0.5  # a nak'd message comes back after this, doubling with each delivery …
 REDELIVERY_CAP_S = 30.0  # … up to this
 MAX_REASON_CHARS = 500
+SUBMITTED_FILTER = log_filter_for_type("council.submitted")
 DECISION_FILTERS = [log_filter_for_type(t) for t in EVENT_TYPES if t != "model.delta"]
 TICK_S = 1.0
 FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't trigger a rebuild
@@ -75,6 +91,20 @@ FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't t
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def consumer_config(start_seq: int = 1) -> ConsumerConfig:
+    """The orchestrator's durable consumer of the log, delivering from ``start_seq`` on."""
+    return ConsumerConfig(
+        durable_name=DURABLE,
+        filter_subjects=DECISION_FILTERS,
+        deliver_policy=DeliverPolicy.ALL if start_seq <= 1 else DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=None if start_seq <= 1 else start_seq,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_ack_pending=20_000,
+        max_deliver=MAX_DELIVER,  # nothing is retried for ever, nor pins the ack floor for ever
+    )
 
 
 class SupervisionError(RuntimeError):
@@ -125,6 +155,7 @@ class Orchestrator:
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._delivered_through = 0  # the highest log seq handed to us (or the ack floor we started from)
         self._unsettled: set[int] = set()  # seqs we nak'd: they come again, and a new consumer must see them
+        self._indexed: set[str] = set()  # councils this orchestrator has put in the index of running ones
         self._tick_failures: dict[str, int] = {}  # councils whose timed decisions failed, and how often
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -152,19 +183,9 @@ class Orchestrator:
     def _forget(self) -> None:
         self._councils.clear()
         self._sent.clear()
+        self._indexed.clear()
         self._delivered_through = 0
         self._unsettled.clear()
-
-    def _consumer_config(self) -> ConsumerConfig:
-        return ConsumerConfig(
-            durable_name=DURABLE,
-            filter_subjects=DECISION_FILTERS,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=30.0,
-            max_ack_pending=20_000,
-            max_deliver=MAX_DELIVER,  # nothing is retried for ever, nor pins the ack floor for ever
-        )
 
     def _resume_seq(self) -> int:
         """The first seq this orchestrator has not settled: where a lost consumer must start again."""
@@ -173,7 +194,6 @@ class Orchestrator:
     async def _ensure_consumer(self, update: bool) -> None:
         """Our durable consumer exists; made again from where we were if it has vanished."""
         js = self._top.js
-        config = self._consumer_config()
         try:
             info = await js.consumer_info(LOG_STREAM, DURABLE)
         except NotFoundError as exc:
@@ -181,12 +201,11 @@ class Orchestrator:
                 raise  # the log stream itself is gone: nothing to consume, restart and recreate it
             start = self._resume_seq()
             if start > 1:
-                config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-                config.opt_start_seq = start
                 log.warning("consumer %s was gone; made it again from seq %d", DURABLE, start)
-            await js.add_consumer(LOG_STREAM, config)
+            await js.add_consumer(LOG_STREAM, consumer_config(start))
             return
         if update:  # an older version's consumer gets today's settings; where it starts cannot change
+            config = consumer_config()
             config.deliver_policy = info.config.deliver_policy
             config.opt_start_seq = info.config.opt_start_seq
             config.opt_start_time = info.config.opt_start_time
@@ -262,24 +281,56 @@ class Orchestrator:
         if state is not None:
             await save_snapshot(self._top.views, state)
 
-    async def _adopt_running(self) -> None:
-        """Hold every unfinished council, so deadlines fire even for councils whose log is quiet."""
-        submitted = await read_events(self._top.js, f"{LOG_ROOT}.*.council.submitted")
-        for council_id in {e.council_id for e in submitted} - set(self._councils) - set(self._finished):
+    async def _adopt_running(self, floor: int) -> None:
+        """Hold every unfinished council, so deadlines fire even for councils whose log is quiet.
+
+        They are the index of running councils plus any submitted after the ack floor (not yet
+        handled, so not yet indexed): what is running, however long the log. Only once — when
+        the index has never been complete (the first start of a version that keeps it) — is
+        every ``council.submitted`` in the log read to build it.
+        """
+        js = self._top.js
+        complete = await index_is_complete(js)
+        if complete:
+            running = await active_councils(js)
+        else:
+            log.info("building the index of running councils from the log (once)")
+            running = {e.council_id for e in await read_events(js, SUBMITTED_FILTER)}
+        running |= {e.council_id for e in await read_events(js, SUBMITTED_FILTER, floor)}
+        log.info("adopting %d running council(s)", len(running))
+        for council_id in running - set(self._councils) - set(self._finished):
             await self._isolated(council_id, self._adopt(council_id))
+        if not complete:
+            await mark_index_complete(js)
 
     async def _adopt(self, council_id: str) -> None:
         snapshot = await load_snapshot(self._top.views, council_id)
         if snapshot is not None and snapshot.terminal:
-            self._remember_finished(council_id)
+            await self._forget_finished(council_id)
             return
         state = await load_state(self._top.js, self._top.views, council_id)
         if state is None or state.terminal:
             if state is not None:  # it ended before its final snapshot was saved
                 await save_snapshot(self._top.views, state)
-            self._remember_finished(council_id)
+            await self._forget_finished(council_id)
         else:
-            self._councils[council_id] = state
+            await self._hold(state)
+
+    async def _hold(self, state: CouncilState) -> None:
+        """Keep a running council in memory, and in the index so that a successor adopts it too."""
+        if state.council_id not in self._indexed:
+            await mark_active(self._top.js, state.council_id)
+            self._indexed.add(state.council_id)
+        self._councils[state.council_id] = state
+
+    async def _forget_finished(self, council_id: str) -> None:
+        """A council has ended (and its final snapshot is saved): out of memory and the index."""
+        await mark_finished(self._top.js, council_id)
+        self._indexed.discard(council_id)
+        self._councils.pop(council_id, None)
+        self._sent.pop(council_id, None)
+        self._tick_failures.pop(council_id, None)
+        self._remember_finished(council_id)
 
     async def _isolated(self, council_id: str, step: Awaitable[None]) -> None:
         """Run one council's step of recovery; one that cannot be recovered fails, not the rest.
@@ -296,19 +347,16 @@ class Orchestrator:
             await self._give_up_on(council_id, f"the orchestrator could not recover the council: {_describe(exc)}")
 
     async def _recover(self) -> None:
-        """Re-read what was delivered but not acknowledged before the last stop, and act on it."""
-        await self._adopt_running()
+        """Adopt the running councils and act on each at once: whatever was delivered but not
+        acknowledged before the last stop is in their folds, so nothing waits for a redelivery."""
         try:
             info = await self._top.js.consumer_info(LOG_STREAM, DURABLE)
+            floor = info.ack_floor.stream_seq or 0
         except NotFoundError:
-            return
-        floor, delivered = info.ack_floor.stream_seq or 0, info.delivered.stream_seq or 0
+            floor = 0
         self._delivered_through = max(self._delivered_through, floor)
-        if delivered <= floor:
-            return
-        councils = {e.council_id for e in await read_events(self._top.js, f"{LOG_ROOT}.>", floor) if e.seq <= delivered}
-        log.info("recovering %d council(s) after seq %d", len(councils), floor)
-        for council_id in councils:
+        await self._adopt_running(floor)
+        for council_id in list(self._councils):
             await self._isolated(council_id, self._resume(council_id))
 
     async def _resume(self, council_id: str) -> None:
@@ -383,14 +431,11 @@ class Orchestrator:
         await append(
             self._top.js, CouncilFailed(council_id=council_id, ts=iso(self._clock()), data=data), f"{council_id}:failed"
         )
-        self._councils.pop(council_id, None)
-        self._sent.pop(council_id, None)
-        self._tick_failures.pop(council_id, None)
-        self._remember_finished(council_id)
         try:  # the final snapshot, if the fold of this council works at all
             await self._save_full_fold(council_id)
         except Exception:
             log.warning("no final snapshot of %s", council_id, exc_info=True)
+        await self._forget_finished(council_id)
 
     def _remember_finished(self, council_id: str) -> None:
         self._finished[council_id] = None
@@ -399,7 +444,8 @@ class Orchestrator:
 
     async def _act(self, state: CouncilState) -> None:
         cid = state.council_id
-        self._councils[cid] = state
+        if not state.terminal:
+            await self._hold(state)
         sent = self._sent.setdefault(cid, set())
         for intent in decide(state, self._catalogue, self._clock(), sent):
             if intent.msg_id in sent:
@@ -410,10 +456,7 @@ class Orchestrator:
             # Saved before the terminal event is acked: once the log ages out, this snapshot is
             # all that is left of the council. It is the full fold, deltas included.
             await self._save_full_fold(cid)
-            self._councils.pop(cid, None)
-            self._sent.pop(cid, None)
-            self._tick_failures.pop(cid, None)
-            self._remember_finished(cid)
+            await self._forget_finished(cid)
 
     async def _execute(self, intent: Intent) -> None:
         if isinstance(intent, Append):
