@@ -5,12 +5,16 @@ from __future__ import annotations
 from council.schemas.ids import is_council_id, member_token, slug
 
 __all__ = [
+    "ACTIVE_INDEX_COMPLETE",
+    "ACTIVE_ROOT",
+    "ACTIVE_STREAM",
     "IDEMPOTENCY_BUCKET",
     "JOBS_ROOT",
     "JOBS_STREAM",
     "LOG_ROOT",
     "LOG_STREAM",
     "VIEWS_BUCKET",
+    "active_subject",
     "council_filter",
     "event_subject",
     "job_subject",
@@ -24,6 +28,11 @@ JOBS_STREAM = "COUNCIL_JOBS"
 JOBS_ROOT = "council.jobs"
 VIEWS_BUCKET = "COUNCIL_VIEWS"
 IDEMPOTENCY_BUCKET = "COUNCIL_IDEMPOTENCY"
+# The index of running councils: one message per council under way, purged when it ends, and
+# one marker on the root itself once the index is known to hold every running council.
+ACTIVE_STREAM = "COUNCIL_ACTIVE"
+ACTIVE_ROOT = "council.active"
+ACTIVE_INDEX_COMPLETE = ACTIVE_ROOT
 
 
 def _checked(council_id: str) -> str:
@@ -35,6 +44,10 @@ def _checked(council_id: str) -> str:
 def event_subject(council_id: str, event_type: str) -> str:
     # Event types are our own frozen tags ("model.delta"): dots make them subject tokens.
     return f"{LOG_ROOT}.{_checked(council_id)}.{event_type}"
+
+
+def active_subject(council_id: str) -> str:
+    return f"{ACTIVE_ROOT}.{_checked(council_id)}"
 
 
 def council_filter(council_id: str) -> str:

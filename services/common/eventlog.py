@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
-from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from council.deliberation.fold import fold
@@ -25,17 +25,31 @@ from council.deliberation.snapshot import snapshot_of, state_of
 from council.deliberation.state import CouncilState
 from council.schemas.codec import decode_as, decode_event, encode
 from council.schemas.events import TERMINAL_TYPES, AnyEvent
+from council.schemas.ids import is_council_id
 from council.schemas.records import SnapshotRecord
-from council.schemas.subjects import LOG_STREAM, council_filter, event_subject
+from council.schemas.subjects import (
+    ACTIVE_INDEX_COMPLETE,
+    ACTIVE_ROOT,
+    ACTIVE_STREAM,
+    LOG_STREAM,
+    active_subject,
+    council_filter,
+    event_subject,
+)
 
 __all__ = [
     "Cursor",
     "Pipeline",
+    "active_councils",
     "append",
     "council_exists",
+    "index_is_complete",
     "last_seq_of",
     "load_snapshot",
     "load_state",
+    "mark_active",
+    "mark_finished",
+    "mark_index_complete",
     "open_cursor",
     "read_events",
     "save_snapshot",
@@ -290,3 +304,60 @@ async def load_state(js: JetStreamContext, views: KeyValue, council_id: str) -> 
     tail = await read_events(js, council_filter(council_id), after)
     state = fold(tail, snapshot, council_id=council_id)
     return state if state.submitted else None
+
+
+# ---- the index of running councils -------------------------------------------------------------
+# Recovery reads these instead of every ``council.submitted`` in the log, so a takeover costs what
+# is running, not what the log has kept. A council is marked when the orchestrator first acts on
+# it and unmarked (its subject purged: no tombstone is left behind) once it has ended.
+
+
+async def mark_active(js: JetStreamContext, council_id: str) -> None:
+    """Add the council to the index of running councils (again is harmless)."""
+    await js.publish(active_subject(council_id), b"", stream=ACTIVE_STREAM)
+
+
+async def mark_finished(js: JetStreamContext, council_id: str) -> None:
+    """Take the council out of the index of running councils."""
+    await js.purge_stream(ACTIVE_STREAM, subject=active_subject(council_id))
+
+
+class _SubjectCounts(msgspec.Struct):
+    subjects: dict[str, int] | None = None
+
+
+class _SubjectsPage(msgspec.Struct):
+    state: _SubjectCounts = msgspec.field(default_factory=_SubjectCounts)
+    total: int = 0
+    error: dict[str, object] | None = None
+
+
+async def active_councils(js: JetStreamContext) -> set[str]:
+    """Every council in the index: one stream-info request per 100,000 of them."""
+    found: set[str] = set()
+    offset = 0
+    while True:
+        request = msgspec.json.encode({"subjects_filter": f"{ACTIVE_ROOT}.>", "offset": offset})
+        # nats-py's stream_info neither pages nor reports the total, so the API is asked directly.
+        reply = await js._nc.request(f"{js._prefix}.STREAM.INFO.{ACTIVE_STREAM}", request, timeout=js._timeout)
+        page = msgspec.json.decode(reply.data, type=_SubjectsPage)
+        if page.error is not None:
+            APIError.from_error(page.error)
+        names = list(page.state.subjects or {})
+        found.update(name.removeprefix(f"{ACTIVE_ROOT}.") for name in names)
+        offset += len(names)
+        if not names or offset >= page.total:
+            return {council_id for council_id in found if is_council_id(council_id)}
+
+
+async def index_is_complete(js: JetStreamContext) -> bool:
+    """Whether the index is known to hold every running council (it was built, or began empty)."""
+    try:
+        await js.get_last_msg(ACTIVE_STREAM, ACTIVE_INDEX_COMPLETE)
+    except NotFoundError:
+        return False
+    return True
+
+
+async def mark_index_complete(js: JetStreamContext) -> None:
+    await js.publish(ACTIVE_INDEX_COMPLETE, b"", stream=ACTIVE_STREAM)

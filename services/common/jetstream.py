@@ -2,7 +2,9 @@
 
 Every service calls ``ensure_topology`` at start-up. It creates what is missing and leaves
 what exists untouched, so a second start (or ten services starting at once) never fails and
-never changes a stream an operator tuned.
+never changes a stream an operator tuned. In a cluster that is still forming (no meta leader
+yet, or fewer peers than the replicas asked for) JetStream answers with timeouts and 503s for
+a few seconds: those are retried until a start-up deadline, then reported as one clear error.
 """
 
 from __future__ import annotations
@@ -10,9 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import nats
 from nats.aio.client import Client
+from nats.errors import (
+    ConnectionReconnectingError,
+    NoRespondersError,
+    OutboundBufferLimitError,
+    StaleConnectionError,
+)
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -21,18 +33,90 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 from nats.js.kv import KeyValue
 
-from council.schemas.subjects import IDEMPOTENCY_BUCKET, JOBS_ROOT, JOBS_STREAM, LOG_ROOT, LOG_STREAM, VIEWS_BUCKET
+from council.schemas.subjects import (
+    ACTIVE_ROOT,
+    ACTIVE_STREAM,
+    IDEMPOTENCY_BUCKET,
+    JOBS_ROOT,
+    JOBS_STREAM,
+    LOG_ROOT,
+    LOG_STREAM,
+    VIEWS_BUCKET,
+)
 
-__all__ = ["Topology", "close_quietly", "connect", "ensure_topology", "jobs_stream_config", "log_stream_config"]
+__all__ = [
+    "STARTUP_DEADLINE_S",
+    "Backoff",
+    "JetStreamUnavailable",
+    "Topology",
+    "active_stream_config",
+    "close_quietly",
+    "connect",
+    "ensure_topology",
+    "is_transient",
+    "jobs_stream_config",
+    "log_stream_config",
+]
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_S = 15 * 60.0
 LOG_MAX_AGE_S = 30 * 24 * 3600.0
 IDEMPOTENCY_TTL_S = 24 * 3600.0
+STARTUP_DEADLINE_S = 120.0  # a cluster forming after a full restart elects its leaders well within this
+
+T = TypeVar("T")
+
+
+_TRANSIENT = (
+    TimeoutError,  # nats-py's own timeouts subclass the builtin
+    NoRespondersError,
+    NoStreamResponseError,
+    ConnectionReconnectingError,
+    OutboundBufferLimitError,
+    StaleConnectionError,
+    OSError,
+)
+
+
+class JetStreamUnavailable(Exception):
+    """JetStream did not answer within the start-up deadline: the message says what it last said."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """What a cluster answers for a few seconds while a leader is elected (or a server restarts).
+
+    A 503 (no leader, no responders, not enough peers yet), a 500, a timeout, a reconnect in
+    progress. A closed connection is not: nothing will reopen it.
+    """
+    if isinstance(exc, APIError):
+        return exc.code is None or exc.code >= 500  # a bare 503 status carries no code
+    return isinstance(exc, _TRANSIENT)
+
+
+class Backoff:
+    """Exponential backoff with full jitter: ``base × 2^n`` capped, a random fraction of it."""
+
+    def __init__(self, base_s: float = 0.1, cap_s: float = 5.0) -> None:
+        self._base = base_s
+        self._cap = cap_s
+        self._failures = 0
+
+    def next_delay(self) -> float:
+        """The pause before the next try; each call doubles the ceiling up to the cap."""
+        ceiling = min(self._cap, self._base * 2**self._failures)
+        self._failures = min(self._failures + 1, 32)
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._failures = 0
+
+    @property
+    def failures(self) -> int:
+        return self._failures
 
 
 class Topology:
@@ -66,6 +150,19 @@ def jobs_stream_config(replicas: int) -> StreamConfig:
         storage=StorageType.FILE,
         num_replicas=replicas,
         duplicate_window=DUPLICATE_WINDOW_S,
+    )
+
+
+def active_stream_config(replicas: int) -> StreamConfig:
+    """The index of running councils: one message per council, so recovery reads only those."""
+    return StreamConfig(
+        name=ACTIVE_STREAM,
+        description="running councils (one message each, purged when it ends); the orchestrator recovers from it",
+        subjects=[ACTIVE_ROOT, f"{ACTIVE_ROOT}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        max_msgs_per_subject=1,
     )
 
 
@@ -107,10 +204,34 @@ async def _ensure_kv(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
         return await js.key_value(config.bucket)
 
 
-async def ensure_topology(nc: Client, replicas: int = 1) -> Topology:
+async def _retrying(what: str, attempt: Callable[[], Awaitable[T]], deadline_s: float) -> T:
+    """``attempt()`` again after each transient failure until ``deadline_s`` has passed."""
+    give_up = time.monotonic() + deadline_s
+    backoff = Backoff(base_s=0.2, cap_s=2.0)
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if time.monotonic() >= give_up:
+                raise JetStreamUnavailable(
+                    f"{what}: JetStream did not answer within {deadline_s:g}s (last: {type(exc).__name__}: {exc})"
+                ) from exc
+            log.warning("%s: JetStream not ready (%s); retrying", what, type(exc).__name__)
+        await asyncio.sleep(backoff.next_delay())
+
+
+async def ensure_topology(nc: Client, replicas: int = 1, *, deadline_s: float = STARTUP_DEADLINE_S) -> Topology:
+    """The streams and buckets, created where missing; retried while a forming cluster is not ready."""
+    return await _retrying("ensuring the JetStream topology", lambda: _ensure_all(nc, replicas), deadline_s)
+
+
+async def _ensure_all(nc: Client, replicas: int) -> Topology:
     js = nc.jetstream()
     await _ensure_stream(js, log_stream_config(replicas))
     await _ensure_stream(js, jobs_stream_config(replicas))
+    await _ensure_stream(js, active_stream_config(replicas))
     views = await _ensure_kv(
         js, KeyValueConfig(bucket=VIEWS_BUCKET, history=1, storage=StorageType.FILE, replicas=replicas)
     )

@@ -100,9 +100,15 @@ class StageDeadline(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     hard_limit_s: float = 600.0  # past this the stage moves on with whoever answered
 
 
+class SynthesisDeadline(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    deadline_s: float = 300.0  # each chairman (the requested one, then each fallback) gets this long
+    hard_limit_s: float = 900.0  # past this the stage ends: a council with no synthesis by then fails
+
+
 class StageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     first_opinions: StageDeadline = StageDeadline()
     peer_review: StageDeadline = StageDeadline()
+    synthesis: SynthesisDeadline = SynthesisDeadline()
 
 
 class OrchestratorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -160,6 +166,9 @@ def _check(settings: Settings) -> Settings:
             raise ConfigError(f"stages.{name}.quorum: must be at least 1")
         if not 0 < rule.deadline_s <= rule.hard_limit_s:
             raise ConfigError(f"stages.{name}.deadline_s: must be positive and at most hard_limit_s")
+    synthesis = settings.stages.synthesis
+    if not 0 < synthesis.deadline_s <= synthesis.hard_limit_s:
+        raise ConfigError("stages.synthesis.deadline_s: must be positive and at most hard_limit_s")
     council = settings.council
     if not council.members:
         raise ConfigError("council.members: needs at least one model")

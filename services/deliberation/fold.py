@@ -79,10 +79,10 @@ def _stage_started(state: CouncilState, e: StageStarted) -> CouncilState:
         added = [m for m in e.data.members if m not in existing.runs]
         if s != state.stage or not added:
             return state
-        runs = {**existing.runs, **{m: MemberRun(model=m) for m in added}}
+        runs = {**existing.runs, **{m: MemberRun(model=m, joined_at=e.ts) for m in added}}
         grown = replace(existing, members=(*existing.members, *added), runs=runs)
         return replace(state, stages={**state.stages, s: grown})
-    runs = {m: MemberRun(model=m) for m in e.data.members}
+    runs = {m: MemberRun(model=m, joined_at=e.ts) for m in e.data.members}
     stage = StageState(stage=s, members=tuple(e.data.members), runs=runs, started_at=e.ts)
     return replace(state, stage=s, status="running", stages={**state.stages, s: stage})
 

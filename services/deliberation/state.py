@@ -38,6 +38,7 @@ class MemberRun(msgspec.Struct, frozen=True, kw_only=True):
     error_kind: FailureKind | None = None
     error: str | None = None
     finished_at: str | None = None
+    joined_at: str | None = None  # when its stage.started brought it in (a fallback chairman joins late)
 
     @property
     def finished(self) -> bool:

@@ -7,42 +7,83 @@ restart, or for a council first seen mid-way. Because that in-memory state skips
 never saved as a snapshot itself: what is saved is the full fold (the previous snapshot +
 everything since), so snapshot + tail always equals the fold — in the background after each
 stage, and before the terminal event is acknowledged at the end.
-On start-up it also re-reads the messages delivered but never acknowledged before a crash, so
-councils that were mid-step carry on at once rather than after the ack timeout. Nothing is
-decided twice: every intent has a deterministic message id.
+Which councils are running is kept in an index (the ``COUNCIL_ACTIVE`` stream: one message per
+council, purged when it ends). On start-up and on every takeover the orchestrator adopts those
+(and any submitted after the ack floor) and acts on each at once, so councils that were mid-step
+carry on without waiting for a redelivery — and a takeover costs what is running, not what the
+log has kept. Nothing is decided twice: every intent has a deterministic message id.
+JetStream trouble — a leader election of the log, of this consumer or of a bucket, a server
+restart, the consumer deleted — is retried with backoff for as long as it lasts (a vanished
+consumer is made again from the first seq not yet settled); only what cannot heal by waiting
+(the log stream gone, a task the leader needs dead) ends ``run`` with an error, so the process
+exits non-zero and is restarted rather than left alive and idle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from council.common.eventlog import MSG_ID, append, load_snapshot, load_state, read_events, save_snapshot, stream_seq
-from council.common.jetstream import Topology
+from council.common.eventlog import (
+    MSG_ID,
+    active_councils,
+    append,
+    index_is_complete,
+    load_snapshot,
+    load_state,
+    mark_active,
+    mark_finished,
+    mark_index_complete,
+    read_events,
+    save_snapshot,
+    stream_seq,
+)
+from council.common.jetstream import Backoff, Topology, is_transient
 from council.common.settings import Settings
+from council.deliberation.clock import iso
 from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState
-from council.orchestrator.domain.decide import Append, Catalogue, Deadline, Dispatch, Intent, decide
+from council.orchestrator.domain.decide import (
+    Append,
+    Catalogue,
+    Deadline,
+    Dispatch,
+    Intent,
+    SynthesisDeadline,
+    decide,
+)
 from council.orchestrator.lease import Leadership
 from council.schemas.codec import DecodeError, decode_event, encode
-from council.schemas.events import EVENT_TYPES, StageCompleted
-from council.schemas.subjects import LOG_ROOT, LOG_STREAM, job_subject, log_filter_for_type
+from council.schemas.events import EVENT_TYPES, AnyEvent, CouncilFailed, CouncilFailedData, StageCompleted
+from council.schemas.subjects import LOG_STREAM, job_subject, log_filter_for_type
 
-__all__ = ["DURABLE", "Orchestrator"]
+__all__ = ["DURABLE", "MAX_DELIVER", "Orchestrator", "SupervisionError", "consumer_config"]
 
 log = logging.getLogger("council.orchestrator")
 
 DURABLE = "orchestrator"
+CONSUMER_NOT_FOUND = 10014  # JetStream's error code; a missing stream is 10059
+RETRY_BASE_S = 0.1  # backoff while the log is unavailable: from this …
+RETRY_CAP_S = 5.0  # … doubling up to this
+MAX_DELIVER = 20  # deliveries of one log message: with REDELIVERY_*_S about seven minutes of JetStream trouble
+POISON_ATTEMPTS = 3  # a handler that fails otherwise this often never will succeed: the council fails
+REDELIVERY_BASE_S = 0.5  # a nak'd message comes back after this, doubling with each delivery …
+REDELIVERY_CAP_S = 30.0  # … up to this
+MAX_REASON_CHARS = 500
+SUBMITTED_FILTER = log_filter_for_type("council.submitted")
 DECISION_FILTERS = [log_filter_for_type(t) for t in EVENT_TYPES if t != "model.delta"]
 TICK_S = 1.0
 FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't trigger a rebuild
@@ -50,6 +91,46 @@ FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't t
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def consumer_config(start_seq: int = 1) -> ConsumerConfig:
+    """The orchestrator's durable consumer of the log, delivering from ``start_seq`` on."""
+    return ConsumerConfig(
+        durable_name=DURABLE,
+        filter_subjects=DECISION_FILTERS,
+        deliver_policy=DeliverPolicy.ALL if start_seq <= 1 else DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=None if start_seq <= 1 else start_seq,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_ack_pending=20_000,
+        max_deliver=MAX_DELIVER,  # nothing is retried for ever, nor pins the ack floor for ever
+    )
+
+
+class SupervisionError(RuntimeError):
+    """A task the orchestrator cannot lead without has ended: exit, so a supervisor restarts us."""
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _check_alive(helpers: dict[str, asyncio.Task[None]], lost: asyncio.Event) -> None:
+    for name, task in helpers.items():
+        if not task.done() or lost.is_set():
+            continue
+        cause = None if task.cancelled() else task.exception()
+        raise SupervisionError(f"the {name} has stopped") from cause
+
+
+async def _pause(delay: float, *events: asyncio.Event) -> None:
+    """Sleep ``delay`` seconds, or less if any of ``events`` is set meanwhile."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 class Orchestrator:
@@ -64,21 +145,33 @@ class Orchestrator:
                 n: Deadline(deadline_s=rule.deadline_s, quorum=rule.quorum, hard_limit_s=rule.hard_limit_s)
                 for n, rule in ((1, stages.first_opinions), (2, stages.peer_review))
             },
+            synthesis=SynthesisDeadline(
+                deadline_s=stages.synthesis.deadline_s, hard_limit_s=stages.synthesis.hard_limit_s
+            ),
         )
         self._councils: dict[str, CouncilState] = {}
         self._sent: dict[str, set[str]] = {}
         self._snapshots: asyncio.Queue[str] = asyncio.Queue()
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._delivered_through = 0  # the highest log seq handed to us (or the ack floor we started from)
+        self._unsettled: set[int] = set()  # seqs we nak'd: they come again, and a new consumer must see them
+        self._indexed: set[str] = set()  # councils this orchestrator has put in the index of running ones
+        self._tick_failures: dict[str, int] = {}  # councils whose timed decisions failed, and how often
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Lead when we can, consume while we lead, stand by again if the lease is lost."""
+        """Lead when we can, consume while we lead, stand by again if the lease is lost.
+
+        Returns only once ``stop`` is set. JetStream trouble (a leader election, a restart) is
+        waited out; a task it depends on that dies, or a log stream that is gone, raises, so
+        the process exits non-zero and its supervisor restarts it instead of leaving it idle.
+        """
         holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         leadership = Leadership(self._top.views, holder, self._settings.orchestrator.lease_ttl_s)
         while await leadership.acquire(stop):
             lost = asyncio.Event()
             keeper = asyncio.create_task(leadership.keep(lost))
             try:
-                await self._consume(stop, lost)
+                await self._consume(stop, lost, keeper)
             finally:
                 keeper.cancel()
                 await asyncio.gather(keeper, return_exceptions=True)
@@ -90,35 +183,67 @@ class Orchestrator:
     def _forget(self) -> None:
         self._councils.clear()
         self._sent.clear()
+        self._indexed.clear()
+        self._delivered_through = 0
+        self._unsettled.clear()
 
-    async def _consume(self, stop: asyncio.Event, lost: asyncio.Event) -> None:
+    def _resume_seq(self) -> int:
+        """The first seq this orchestrator has not settled: where a lost consumer must start again."""
+        return min(self._unsettled, default=self._delivered_through + 1)
+
+    async def _ensure_consumer(self, update: bool) -> None:
+        """Our durable consumer exists; made again from where we were if it has vanished."""
         js = self._top.js
-        config = ConsumerConfig(
-            durable_name=DURABLE,
-            filter_subjects=DECISION_FILTERS,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=30.0,
-            max_ack_pending=20_000,
-        )
-        await js.add_consumer(LOG_STREAM, config)  # creates it, or updates one made by an older version
-        sub = await js.pull_subscribe_bind(DURABLE, stream=LOG_STREAM)
+        try:
+            info = await js.consumer_info(LOG_STREAM, DURABLE)
+        except NotFoundError as exc:
+            if exc.err_code != CONSUMER_NOT_FOUND:
+                raise  # the log stream itself is gone: nothing to consume, restart and recreate it
+            start = self._resume_seq()
+            if start > 1:
+                log.warning("consumer %s was gone; made it again from seq %d", DURABLE, start)
+            await js.add_consumer(LOG_STREAM, consumer_config(start))
+            return
+        if update:  # an older version's consumer gets today's settings; where it starts cannot change
+            config = consumer_config()
+            config.deliver_policy = info.config.deliver_policy
+            config.opt_start_seq = info.config.opt_start_seq
+            config.opt_start_time = info.config.opt_start_time
+            await js.add_consumer(LOG_STREAM, config)
+
+    async def _consume(self, stop: asyncio.Event, lost: asyncio.Event, keeper: asyncio.Task[None]) -> None:
+        js = self._top.js
         stopping = asyncio.Event()
         snapshotter = asyncio.create_task(self._save_snapshots(stopping))
+        helpers = {"lease keeper": keeper, "snapshot writer": snapshotter}
+        sub: JetStreamContext.PullSubscription | None = None
+        recovered = False
+        backoff = Backoff(RETRY_BASE_S, RETRY_CAP_S)
+        loop = asyncio.get_running_loop()
+        last_tick = loop.time()
         try:
-            await self._recover()
-            log.info("orchestrator consuming %s", LOG_STREAM)
-            loop = asyncio.get_running_loop()
-            last_tick = loop.time()
             while not stop.is_set() and not lost.is_set():
+                _check_alive(helpers, lost)
                 try:
-                    msgs = await sub.fetch(256, timeout=TICK_S)
-                except TimeoutError:  # nats-py raises its own subclass or the bare builtin
-                    msgs = []  # idle, not an error
-                for msg in msgs:
-                    if lost.is_set():
-                        return  # unacked: the new leader gets them again
-                    await self._handle(msg)
+                    if sub is None:
+                        await self._ensure_consumer(update=True)
+                        sub = await js.pull_subscribe_bind(DURABLE, stream=LOG_STREAM)
+                    elif backoff.failures:
+                        await self._ensure_consumer(update=False)
+                    if not recovered:
+                        await self._recover()
+                        recovered = True
+                        log.info("orchestrator consuming %s", LOG_STREAM)
+                    await self._consume_batch(sub, lost)
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    # A leader election, a restart, a consumer made again: wait it out, never exit.
+                    delay = backoff.next_delay()
+                    log.warning("log unavailable (%s: %s); retrying in %.2fs", type(exc).__name__, exc, delay)
+                    await _pause(delay, stop, lost)
+                    continue
+                backoff.reset()
                 if loop.time() - last_tick >= TICK_S:  # deadlines pass even while the log is busy
                     last_tick = loop.time()
                     await self._tick()
@@ -126,7 +251,19 @@ class Orchestrator:
             stopping.set()
             snapshotter.cancel()
             await asyncio.gather(snapshotter, return_exceptions=True)
-            await sub.unsubscribe()
+            if sub is not None:
+                with contextlib.suppress(NatsError):
+                    await sub.unsubscribe()
+
+    async def _consume_batch(self, sub: JetStreamContext.PullSubscription, lost: asyncio.Event) -> None:
+        try:
+            msgs = await sub.fetch(256, timeout=TICK_S)
+        except TimeoutError:  # nats-py raises its own subclass or the bare builtin
+            return  # idle, not an error
+        for msg in msgs:
+            if lost.is_set():
+                return  # unacked: the new leader gets them again
+            await self._handle(msg)
 
     async def _save_snapshots(self, stopping: asyncio.Event) -> None:
         """After each stage, save the full fold of the council, one at a time so they only move forward."""
@@ -144,38 +281,88 @@ class Orchestrator:
         if state is not None:
             await save_snapshot(self._top.views, state)
 
-    async def _adopt_running(self) -> None:
-        """Hold every unfinished council, so deadlines fire even for councils whose log is quiet."""
-        submitted = await read_events(self._top.js, f"{LOG_ROOT}.*.council.submitted")
-        for council_id in {e.council_id for e in submitted} - set(self._councils) - set(self._finished):
-            snapshot = await load_snapshot(self._top.views, council_id)
-            if snapshot is not None and snapshot.terminal:
-                self._finished[council_id] = None
-                continue
-            state = await load_state(self._top.js, self._top.views, council_id)
-            if state is None or state.terminal:
-                if state is not None:  # it ended before its final snapshot was saved
-                    await save_snapshot(self._top.views, state)
-                self._finished[council_id] = None
-            else:
-                self._councils[council_id] = state
+    async def _adopt_running(self, floor: int) -> None:
+        """Hold every unfinished council, so deadlines fire even for councils whose log is quiet.
+
+        They are the index of running councils plus any submitted after the ack floor (not yet
+        handled, so not yet indexed): what is running, however long the log. Only once — when
+        the index has never been complete (the first start of a version that keeps it) — is
+        every ``council.submitted`` in the log read to build it.
+        """
+        js = self._top.js
+        complete = await index_is_complete(js)
+        if complete:
+            running = await active_councils(js)
+        else:
+            log.info("building the index of running councils from the log (once)")
+            running = {e.council_id for e in await read_events(js, SUBMITTED_FILTER)}
+        running |= {e.council_id for e in await read_events(js, SUBMITTED_FILTER, floor)}
+        log.info("adopting %d running council(s)", len(running))
+        for council_id in running - set(self._councils) - set(self._finished):
+            await self._isolated(council_id, self._adopt(council_id))
+        if not complete:
+            await mark_index_complete(js)
+
+    async def _adopt(self, council_id: str) -> None:
+        snapshot = await load_snapshot(self._top.views, council_id)
+        if snapshot is not None and snapshot.terminal:
+            await self._forget_finished(council_id)
+            return
+        state = await load_state(self._top.js, self._top.views, council_id)
+        if state is None or state.terminal:
+            if state is not None:  # it ended before its final snapshot was saved
+                await save_snapshot(self._top.views, state)
+            await self._forget_finished(council_id)
+        else:
+            await self._hold(state)
+
+    async def _hold(self, state: CouncilState) -> None:
+        """Keep a running council in memory, and in the index so that a successor adopts it too."""
+        if state.council_id not in self._indexed:
+            await mark_active(self._top.js, state.council_id)
+            self._indexed.add(state.council_id)
+        self._councils[state.council_id] = state
+
+    async def _forget_finished(self, council_id: str) -> None:
+        """A council has ended (and its final snapshot is saved): out of memory and the index."""
+        await mark_finished(self._top.js, council_id)
+        self._indexed.discard(council_id)
+        self._councils.pop(council_id, None)
+        self._sent.pop(council_id, None)
+        self._tick_failures.pop(council_id, None)
+        self._remember_finished(council_id)
+
+    async def _isolated(self, council_id: str, step: Awaitable[None]) -> None:
+        """Run one council's step of recovery; one that cannot be recovered fails, not the rest.
+
+        JetStream trouble propagates (recovery as a whole is tried again); any other error would
+        recur on every start, so it ends that council at once rather than stop the orchestrator.
+        """
+        try:
+            await step
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.exception("could not recover %s", council_id)
+            await self._give_up_on(council_id, f"the orchestrator could not recover the council: {_describe(exc)}")
 
     async def _recover(self) -> None:
-        """Re-read what was delivered but not acknowledged before the last stop, and act on it."""
-        await self._adopt_running()
+        """Adopt the running councils and act on each at once: whatever was delivered but not
+        acknowledged before the last stop is in their folds, so nothing waits for a redelivery."""
         try:
             info = await self._top.js.consumer_info(LOG_STREAM, DURABLE)
+            floor = info.ack_floor.stream_seq or 0
         except NotFoundError:
-            return
-        floor, delivered = info.ack_floor.stream_seq or 0, info.delivered.stream_seq or 0
-        if delivered <= floor:
-            return
-        councils = {e.council_id for e in await read_events(self._top.js, f"{LOG_ROOT}.>", floor) if e.seq <= delivered}
-        log.info("recovering %d council(s) after seq %d", len(councils), floor)
-        for council_id in councils:
-            state = await self._state_of(council_id)
-            if state is not None:
-                await self._act(state)
+            floor = 0
+        self._delivered_through = max(self._delivered_through, floor)
+        await self._adopt_running(floor)
+        for council_id in list(self._councils):
+            await self._isolated(council_id, self._resume(council_id))
+
+    async def _resume(self, council_id: str) -> None:
+        state = await self._state_of(council_id)
+        if state is not None:
+            await self._act(state)
 
     async def _state_of(self, council_id: str) -> CouncilState | None:
         state = self._councils.get(council_id)
@@ -185,6 +372,7 @@ class Orchestrator:
 
     async def _handle(self, msg: Msg) -> None:
         seq = stream_seq(msg)
+        self._delivered_through = max(self._delivered_through, seq)
         try:
             event = decode_event(msg.data, seq)
         except DecodeError as exc:
@@ -206,16 +394,58 @@ class Orchestrator:
             await self._act(state)
             if isinstance(event, StageCompleted):
                 self._snapshots.put_nowait(event.council_id)
-        except Exception:
-            # Transient trouble (NATS unavailable, publish timeout): try this message again soon.
-            log.exception("failed to process seq=%d; will retry", seq)
-            await msg.nak(delay=1.0)
+        except Exception as exc:
+            await self._handling_failed(msg, seq, event, exc)
             return
         await msg.ack()
+        self._unsettled.discard(seq)
+
+    async def _handling_failed(self, msg: Msg, seq: int, event: AnyEvent, exc: Exception) -> None:
+        """Try the message again later, or — once it is clear it will never work — fail its council.
+
+        JetStream trouble is retried for ``MAX_DELIVER`` deliveries; anything else is a message
+        this code cannot handle (a bug, or input nobody foresaw) and gets ``POISON_ATTEMPTS``.
+        Either way the council then ends with ``council.failed`` (kind ``internal``), and the
+        message is terminated so that it no longer holds the ack floor back.
+        """
+        delivered = msg.metadata.num_delivered or 1
+        transient = is_transient(exc)
+        if delivered < (MAX_DELIVER if transient else POISON_ATTEMPTS):
+            if transient:
+                log.warning("could not process seq=%d (%s: %s); will retry", seq, type(exc).__name__, exc)
+            else:
+                log.exception("failed to process seq=%d (delivery %d); will retry", seq, delivered)
+            self._unsettled.add(seq)
+            await msg.nak(delay=min(REDELIVERY_CAP_S, REDELIVERY_BASE_S * 2 ** (delivered - 1)))
+            return
+        what = event.__struct_config__.tag
+        reason = f"the orchestrator could not handle {what} (seq {seq}) in {delivered} attempts: {_describe(exc)}"
+        await self._give_up_on(event.council_id, reason)
+        await msg.term()
+        self._unsettled.discard(seq)
+
+    async def _give_up_on(self, council_id: str, reason: str) -> None:
+        """End a council this orchestrator cannot carry on with: every accepted council ends."""
+        log.error("failing %s: %s", council_id, reason)
+        data = CouncilFailedData(kind="internal", reason=reason[:MAX_REASON_CHARS])
+        await append(
+            self._top.js, CouncilFailed(council_id=council_id, ts=iso(self._clock()), data=data), f"{council_id}:failed"
+        )
+        try:  # the final snapshot, if the fold of this council works at all
+            await self._save_full_fold(council_id)
+        except Exception:
+            log.warning("no final snapshot of %s", council_id, exc_info=True)
+        await self._forget_finished(council_id)
+
+    def _remember_finished(self, council_id: str) -> None:
+        self._finished[council_id] = None
+        if len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)
 
     async def _act(self, state: CouncilState) -> None:
         cid = state.council_id
-        self._councils[cid] = state
+        if not state.terminal:
+            await self._hold(state)
         sent = self._sent.setdefault(cid, set())
         for intent in decide(state, self._catalogue, self._clock(), sent):
             if intent.msg_id in sent:
@@ -226,11 +456,7 @@ class Orchestrator:
             # Saved before the terminal event is acked: once the log ages out, this snapshot is
             # all that is left of the council. It is the full fold, deltas included.
             await self._save_full_fold(cid)
-            self._councils.pop(cid, None)
-            self._sent.pop(cid, None)
-            self._finished[cid] = None
-            if len(self._finished) > FINISHED_MEMORY:
-                self._finished.popitem(last=False)
+            await self._forget_finished(cid)
 
     async def _execute(self, intent: Intent) -> None:
         if isinstance(intent, Append):
@@ -243,7 +469,15 @@ class Orchestrator:
     async def _tick(self) -> None:
         """Time-driven decisions (deadlines) for councils under way, while the log is quiet."""
         for state in list(self._councils.values()):
+            cid = state.council_id
             try:
                 await self._act(state)
-            except Exception:
-                log.exception("tick failed for %s; will try again", state.council_id)
+            except Exception as exc:
+                if is_transient(exc):
+                    log.warning("tick failed for %s (%s); will try again", cid, _describe(exc))
+                    continue
+                failures = self._tick_failures[cid] = self._tick_failures.get(cid, 0) + 1
+                log.exception("tick failed for %s (%d time(s))", cid, failures)
+                if failures >= POISON_ATTEMPTS:
+                    reason = f"the orchestrator could not decide the council's next step: {_describe(exc)}"
+                    await self._give_up_on(cid, reason)

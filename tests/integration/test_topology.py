@@ -5,7 +5,7 @@ from __future__ import annotations
 from nats.js.api import RetentionPolicy, StorageType
 
 from council.common.jetstream import DUPLICATE_WINDOW_S, Topology, connect, ensure_topology
-from council.schemas.subjects import IDEMPOTENCY_BUCKET, JOBS_STREAM, LOG_STREAM, VIEWS_BUCKET
+from council.schemas.subjects import ACTIVE_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, LOG_STREAM, VIEWS_BUCKET
 
 
 async def test_streams_have_the_designed_shape(topology: Topology) -> None:
@@ -18,6 +18,9 @@ async def test_streams_have_the_designed_shape(topology: Topology) -> None:
     assert jobs.config.subjects == ["council.jobs.>"]
     assert jobs.config.retention == RetentionPolicy.WORK_QUEUE
     assert jobs.config.storage == StorageType.FILE
+    active = await topology.js.stream_info(ACTIVE_STREAM)
+    assert active.config.subjects == ["council.active", "council.active.>"]
+    assert active.config.max_msgs_per_subject == 1
     assert (await topology.views.status()).bucket == VIEWS_BUCKET
     idempotency = await topology.idempotency.status()
     assert idempotency.bucket == IDEMPOTENCY_BUCKET

@@ -4,12 +4,17 @@ Each reviewer sees the *other* members' answers, shuffled and labelled A, B, C�
 (seeded by council and reviewer, so a rebuilt orchestrator labels identically). A ranking is
 read from a JSON block first, a ``FINAL RANKING:`` list second; anything else is kept as an
 unparsed review that does not vote. Aggregation is normalised Borda plus mean rank.
+
+A review is a member's free text, so reading it is bounded: only its last ``MAX_PARSED_CHARS``
+characters are read (the prompt asks for the ranking at the end), and the JSON ranking is
+found by its ``"ranking": [...]`` list alone — one linear regular-expression scan, then a
+decode of each short list found — rather than by decoding every ``{`` in the text, which is
+quadratic in the text and recursion-deep on nested input.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 import string
@@ -20,13 +25,17 @@ import msgspec
 
 from council.schemas.result import AggregateEntry
 
-__all__ = ["ParsedRanking", "aggregate", "assign_labels", "parse_ranking", "ranking_to_members"]
+__all__ = ["MAX_PARSED_CHARS", "ParsedRanking", "aggregate", "assign_labels", "parse_ranking", "ranking_to_members"]
+
+MAX_PARSED_CHARS = 16_000  # a review's tail read for its ranking; a ranking block is ~100 characters
 
 Method = Literal["json", "fallback", "none"]
 
 _LABEL_REF = re.compile(r"^\s*(?:response|answer)?\s*([A-Z])\s*$", re.IGNORECASE)
 _FALLBACK_MARKER = re.compile(r"FINAL RANKING:", re.IGNORECASE)
 _FALLBACK_ITEM = re.compile(r"(?:Response|Answer)\s+([A-Z])\b")
+# A list holds no brackets, so two matches never scan the same characters: linear in the text.
+_RANKING_LIST = re.compile(r'"ranking"\s*:\s*(\[[^\[\]]*\])')
 
 
 class ParsedRanking(msgspec.Struct, frozen=True):
@@ -61,25 +70,13 @@ def _valid(labels: list[str | None]) -> list[str] | None:
     return clean
 
 
-def _json_objects(text: str) -> list[object]:
-    """Every JSON value that starts at a '{' in the text, in order (fenced or bare, nested or not)."""
-    decoder = json.JSONDecoder()  # raw_decode finds where an object ends; msgspec has no equivalent
-    found: list[object] = []
-    start = text.find("{")
-    while start != -1:
-        try:
-            value, end = decoder.raw_decode(text, start)
-        except ValueError:
-            start = text.find("{", start + 1)
-            continue
-        found.append(value)
-        start = text.find("{", end)
-    return found
-
-
 def _from_json(text: str, known: Sequence[str]) -> list[str] | None:
-    for data in reversed(_json_objects(text)):  # the last block is the reviewer's final word
-        ranking = data.get("ranking") if isinstance(data, dict) else None
+    lists = [match.group(1) for match in _RANKING_LIST.finditer(text)]
+    for raw in reversed(lists):  # the last block is the reviewer's final word
+        try:
+            ranking = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            continue
         if isinstance(ranking, list):
             labels = _valid([_label_of(item, known) for item in ranking])
             if labels:
@@ -98,6 +95,7 @@ def _from_fallback(text: str, known: Sequence[str]) -> list[str] | None:
 
 def parse_ranking(text: str, known: Sequence[str]) -> ParsedRanking:
     """Labels best first. Partial rankings count; unknown or repeated labels make it unparsed."""
+    text = text[-MAX_PARSED_CHARS:]
     if (labels := _from_json(text, known)) is not None:
         return ParsedRanking(labels, "json")
     if (labels := _from_fallback(text, known)) is not None:

@@ -42,7 +42,7 @@ from council.schemas.events import (
 from council.schemas.ids import member_token
 from council.schemas.jobs import ChatMessage, Job
 
-__all__ = ["Append", "Catalogue", "Deadline", "Dispatch", "Intent", "decide", "job_id"]
+__all__ = ["Append", "Catalogue", "Deadline", "Dispatch", "Intent", "SynthesisDeadline", "decide", "job_id"]
 
 
 class Append(msgspec.Struct, frozen=True):
@@ -73,11 +73,24 @@ class Deadline(msgspec.Struct, frozen=True, kw_only=True):
     hard_limit_s: float
 
 
+class SynthesisDeadline(msgspec.Struct, frozen=True, kw_only=True):
+    """When to stop waiting for a chairman.
+
+    Each chairman — the requested one, then each fallback — is skipped once it has had
+    ``deadline_s`` and the next best-ranked member takes over; past ``hard_limit_s`` of the
+    stage no one else is tried and a council without a synthesis fails.
+    """
+
+    deadline_s: float
+    hard_limit_s: float
+
+
 class Catalogue(msgspec.Struct, frozen=True, kw_only=True):
     """What decide needs to know about the configured models and stages."""
 
     personas: dict[str, str] = {}  # model id -> system prompt / personality
-    deadlines: dict[int, Deadline] = {}  # stage number -> its deadline
+    deadlines: dict[int, Deadline] = {}  # stage number (1, 2) -> its deadline
+    synthesis: SynthesisDeadline | None = None  # stage 3's
 
 
 def job_id(council_id: str, stage: int, model: str) -> str:
@@ -195,6 +208,8 @@ def _skips(ctx: _Ctx, stage: StageState) -> list[Intent]:
     out: list[Intent] = [
         _skip(ctx, stage, m, "requested") for m in stage.members if m in requested and not stage.runs[m].finished
     ]
+    if stage.stage == 3:
+        return out + _chairman_skips(ctx, stage, requested)
     deadline = ctx.catalogue.deadlines.get(stage.stage)
     if deadline is None or stage.finished:
         return out
@@ -209,6 +224,27 @@ def _skips(ctx: _Ctx, stage: StageState) -> list[Intent]:
     return out + [
         _skip(ctx, stage, m, reason) for m in stage.members if m not in requested and not stage.runs[m].finished
     ]
+
+
+def _seconds_since(start: str, ctx: _Ctx) -> float:
+    return millis_between(start, ctx.ts) / 1000
+
+
+def _chairman_skips(ctx: _Ctx, stage: StageState, requested: AbstractSet[str]) -> list[Intent]:
+    """A chairman that has had its time is skipped, so the next one (or the end) can come."""
+    rule = ctx.catalogue.synthesis
+    if rule is None:
+        return []
+    out: list[Intent] = []
+    for model in stage.members:
+        run = stage.runs[model]
+        if run.finished or model in requested:
+            continue
+        if _seconds_since(stage.started_at, ctx) >= rule.hard_limit_s:
+            out.append(_skip(ctx, stage, model, "hard_limit"))
+        elif _seconds_since(run.joined_at or stage.started_at, ctx) >= rule.deadline_s:
+            out.append(_skip(ctx, stage, model, "deadline"))
+    return out
 
 
 def _reviews_to_parse(ctx: _Ctx, stage: StageState) -> list[Intent]:
@@ -256,6 +292,9 @@ def _complete_stage(ctx: _Ctx, stage: StageState) -> list[Intent]:
 def _next_chairman(ctx: _Ctx, stage: StageState) -> list[Intent]:
     """The chairman failed after its retries: the best-ranked member not yet tried writes it."""
     st = ctx.state
+    rule = ctx.catalogue.synthesis
+    if rule is not None and _seconds_since(stage.started_at, ctx) >= rule.hard_limit_s:
+        return _fail(ctx, "timeout", f"no synthesis within {rule.hard_limit_s:g}s ({_reasons(stage)})")
     ranked = [e.model for e in st.aggregate] or list(_answers(st))
     candidates = [m for m in ranked if m not in stage.runs]
     if not candidates:

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import string
+import time
+from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from council.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
+from council.orchestrator.domain.ballots import (
+    MAX_PARSED_CHARS,
+    aggregate,
+    assign_labels,
+    parse_ranking,
+    ranking_to_members,
+)
 from council.schemas.result import AggregateEntry
 
 CID = "council_20250101_1200_abcdef1234"
@@ -170,6 +180,68 @@ def test_final_ranking_fallback_reads_the_whole_list_after_text_with_sharp_s() -
         "FINAL RANKING:\n1. Response B\n2. Response A\n3. Response C\n", ABC
     )
     assert parse_ranking(text, ABC).labels == ["B", "A", "C"]
+
+
+# A member's answer can be made to produce any review: parsing must neither raise nor take
+# time that grows faster than the text.
+HOSTILE: dict[str, Callable[[int], str]] = {
+    "nested-ranking-keys": lambda n: '{"ranking":' * n,
+    "nested-arrays-in-objects": lambda n: '{"a":[' * n,
+    "open-objects-and-strings": lambda n: '{"' * n,
+    "unclosed-objects-with-closed-children": lambda n: ("{" + "[]" * 4) * n,
+    "ranking-keys-with-open-lists": lambda n: '{"ranking": ["A", ' * n,
+    "quoted-ranking-keys": lambda n: '"ranking": ["' * n,
+    "unterminated-string-full-of-braces": lambda n: '{"x": "' + "{}" * n,
+    "escapes-in-strings": lambda n: '{"x": "\\"{' * n,
+}
+
+
+@pytest.mark.parametrize("make", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_hostile_reviews_parse_to_no_ranking_without_raising(make: Callable[[int], str]) -> None:
+    assert parse_ranking(make(2000), ABC) == parse_ranking("", ABC)
+
+
+def _fastest_parse_s(text: str) -> float:
+    """The best of five timings of twenty parses: long enough to sit well above the timer's noise."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(20):
+            parse_ranking(text, ABC)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+@pytest.mark.parametrize("make", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_parsing_time_grows_linearly_with_the_review(make: Callable[[int], str]) -> None:
+    # Both sizes fit within what is parsed; a quadratic scan would take four times as long.
+    repeats = 4_000 // (len(make(2)) - len(make(1)))
+    small, large = make(repeats), make(2 * repeats)
+    assert len(large) <= MAX_PARSED_CHARS
+    assert _fastest_parse_s(large) / _fastest_parse_s(small) < 3
+
+
+def test_a_valid_block_after_hostile_text_is_still_read() -> None:
+    text = (
+        '{"ranking":' * 500
+        + " {unclosed [ thoughts\n"
+        + fenced('{"ranking": ["B", "A}", "C"]}')
+        + fenced('{"ranking": ["C", "A", "B"], "why": "a } in a string and an \\"escaped\\" quote"}')
+    )
+    assert parse_ranking(text, ABC).labels == ["C", "A", "B"]
+
+
+def test_only_the_end_of_a_very_long_review_is_read() -> None:
+    block = fenced('{"ranking": ["B", "C", "A"]}')
+    padding = "All three answers are thoughtful. " * (MAX_PARSED_CHARS // 10)
+    assert parse_ranking(padding + block, ABC).labels == ["B", "C", "A"]
+    assert parse_ranking(block + padding, ABC).method == "none"  # the ranking is asked for at the end
+
+
+@given(st.text(alphabet='{}[]":,\\ abcAB', max_size=400))
+def test_any_text_parses_without_raising(text: str) -> None:
+    parsed = parse_ranking(text, ABC)
+    assert parsed.ok == bool(parsed.labels)
 
 
 def test_ranking_maps_labels_back_to_members() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from council.orchestrator.domain.decide import Catalogue, Deadline
+from council.orchestrator.domain.decide import Catalogue, Deadline, SynthesisDeadline
 from council.schemas.events import ModelSkipped
 from tests.unit.orchestrator.driver import CHAIRMAN, MEMBERS, CouncilDriver, catalogue
 
@@ -87,3 +87,68 @@ def test_peer_review_stragglers_are_skipped_too() -> None:
     result = driver.state.result
     assert result is not None and STRAGGLER not in result.stage2.reviews
     assert result.stage2.failed == {STRAGGLER: "skipped (deadline)"}
+
+
+# ---- stage 3: the chairman's deadline ----------------------------------------------------------
+
+
+def with_synthesis_deadline(deadline_s: float = 60, hard_limit_s: float = 300) -> Catalogue:
+    rule = SynthesisDeadline(deadline_s=deadline_s, hard_limit_s=hard_limit_s)
+    return Catalogue(personas=catalogue().personas, synthesis=rule)
+
+
+def stalled_at_synthesis(held: list[str], **rule: float) -> CouncilDriver:
+    driver = CouncilDriver(hold=[(3, m) for m in held], catalogue_=with_synthesis_deadline(**rule))
+    driver.run()
+    assert driver.state.stage == 3 and not driver.state.terminal
+    return driver
+
+
+def test_a_chairman_is_not_skipped_before_its_deadline() -> None:
+    driver = stalled_at_synthesis([CHAIRMAN])
+    driver.tick(59_000)
+    driver.settle()
+    assert skipped(driver) == []
+
+
+def test_a_chairman_that_never_answers_is_replaced_by_the_best_ranked_member_at_its_deadline() -> None:
+    driver = stalled_at_synthesis([CHAIRMAN])
+    driver.tick(61_000)
+    driver.run()
+    assert skipped(driver) == [(3, CHAIRMAN, "deadline")]
+    state = driver.state
+    assert state.status == "completed" and state.result is not None
+    best = state.aggregate[0].model
+    assert (state.result.stage3.chairman_model, state.result.stage3.fallback_used) == (best, True)
+
+
+def test_each_fallback_chairman_gets_its_own_deadline_and_then_the_council_fails() -> None:
+    driver = stalled_at_synthesis([CHAIRMAN, *MEMBERS], hard_limit_s=10_000)
+    driver.tick(61_000)
+    driver.settle()
+    first_fallback = driver.state.aggregate[0].model
+    assert driver.state.stages[3].members == (CHAIRMAN, first_fallback)
+    driver.step()  # the fallback starts
+    driver.tick(30_000)  # 91 s into the stage, 30 s into the fallback's turn
+    driver.settle()
+    assert skipped(driver) == [(3, CHAIRMAN, "deadline")]
+    for _ in MEMBERS:
+        driver.tick(61_000)
+        driver.run()
+    state = driver.state
+    assert [model for _, model, reason in skipped(driver) if reason == "deadline"] == [
+        CHAIRMAN,
+        *(e.model for e in state.aggregate),
+    ]
+    assert (state.status, state.failure_kind) == ("failed", "no_answers")
+
+
+def test_past_the_hard_limit_no_other_chairman_is_tried_and_the_council_fails() -> None:
+    driver = stalled_at_synthesis([CHAIRMAN], deadline_s=250, hard_limit_s=300)
+    driver.tick(301_000)
+    driver.run()
+    state = driver.state
+    assert skipped(driver) == [(3, CHAIRMAN, "hard_limit")]
+    assert state.stages[3].members == (CHAIRMAN,)
+    assert (state.status, state.failure_kind) == ("failed", "timeout")
+    assert CHAIRMAN in (state.failure or "")

@@ -1,0 +1,40 @@
+"""Stage and orchestrator configuration: read from the catalogue, checked at start-up."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from council.common.settings import ConfigError, Settings, SynthesisDeadline, load_settings
+
+
+def with_extra(tmp_path: Path, extra: str) -> Settings:
+    base = resources.files("council.common").joinpath("simulated.toml").read_text()
+    path = tmp_path / "council.toml"
+    path.write_text(base + "\n" + extra)
+    return load_settings({"COUNCIL_CONFIG": str(path)})
+
+
+def test_the_synthesis_deadline_has_a_default() -> None:
+    assert load_settings({}).stages.synthesis == SynthesisDeadline(deadline_s=300.0, hard_limit_s=900.0)
+
+
+def test_the_synthesis_deadline_is_read_from_the_catalogue(tmp_path: Path) -> None:
+    settings = with_extra(tmp_path, "[stages.synthesis]\ndeadline_s = 45\nhard_limit_s = 120\n")
+    assert settings.stages.synthesis == SynthesisDeadline(deadline_s=45.0, hard_limit_s=120.0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ("[stages.synthesis]\ndeadline_s = 0\n", "stages.synthesis.deadline_s"),
+        ("[stages.synthesis]\ndeadline_s = 1000\nhard_limit_s = 100\n", "stages.synthesis.deadline_s"),
+        ("[stages.synthesis]\nquorum = 2\n", "quorum"),
+        ('[stages.synthesis]\ndeadline_s = "soon"\n', "$.stages.synthesis.deadline_s"),
+    ],
+)
+def test_a_bad_synthesis_deadline_stops_start_up_naming_the_field(tmp_path: Path, extra: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace("$", r"\$")):
+        with_extra(tmp_path, extra)
