@@ -15,7 +15,6 @@ from council.cli import service_command
 from council.common.embedded import free_port
 from tests.e2e.procs import Services, wait_ready, write_config
 
-
 SCRIPT = str(Path(sys.executable).with_name("council"))  # the console script `pip install` made
 
 
