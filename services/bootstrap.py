@@ -12,10 +12,13 @@ from typing import Any
 from council.common.jetstream import Topology, close_quietly, connect, ensure_topology
 from council.common.settings import Settings
 from council.model_runner.providers import build_provider
-from council.model_runner.worker import Runner
+from council.model_runner.worker import Runner, RunnerStalled
 from council.orchestrator.service import Orchestrator
 
-__all__ = ["configure_logging", "run", "run_orchestrator", "run_runner", "run_service"]
+__all__ = ["STALLED_EXIT_CODE", "configure_logging", "run", "run_orchestrator", "run_runner", "run_service"]
+
+STALLED_EXIT_CODE = 3  # a runner that could not pull any more: whatever supervises it starts a fresh one
+log = logging.getLogger("council")
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -72,4 +75,8 @@ async def run_runner(settings: Settings, pools: list[str] | None = None, max_in_
             for provider in providers.values():
                 await provider.aclose()
 
-    await run_service(settings, "runner", body)
+    try:
+        await run_service(settings, "runner", body)
+    except RunnerStalled as exc:
+        log.error("runner stopping: %s", exc)
+        raise SystemExit(STALLED_EXIT_CODE) from None

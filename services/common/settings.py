@@ -19,16 +19,19 @@ import msgspec
 from council.schemas.ids import slug
 
 __all__ = [
+    "HEALTH_PORT_ENV",
     "MAX_TOKENS_LIMIT",
     "ConfigError",
     "CouncilDefaults",
     "ModelSpec",
     "ProviderSpec",
+    "RunnerSettings",
     "Settings",
     "load_settings",
 ]
 
 MAX_TOKENS_LIMIT = 32_768  # for the catalogue's default and for every request
+HEALTH_PORT_ENV = "COUNCIL_RUNNER_HEALTH_PORT"  # per process, unlike the shared catalogue
 
 ProviderKind = Literal["simulated", "openai", "anthropic", "gemini"]
 
@@ -92,6 +95,13 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_attempts: int = 3  # per delivered job: the first call plus retries of retryable failures
     retry_base_s: float = 0.5  # exponential backoff with full jitter: base × 2^(retry-1), capped
     retry_cap_s: float = 20.0
+    # Supervision of the job pullers: a pool that has not pulled for `pull_stalled_s` makes
+    # /ready fail; one that cannot pull for `pull_give_up_s` ends the runner with a non-zero
+    # exit, so whatever supervises it starts a fresh one.
+    pull_stalled_s: float = 10.0
+    pull_give_up_s: float = 60.0
+    health_port: int = 0  # /health and /ready on this port (COUNCIL_RUNNER_HEALTH_PORT overrides); 0: off
+    health_host: str = "0.0.0.0"  # probes come from outside the pod
 
 
 class StageDeadline(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -157,6 +167,7 @@ def _check(settings: Settings) -> Settings:
             raise ConfigError(f"{where}.provider: unknown provider {spec.provider!r}")
         if spec.max_concurrency < 1:
             raise ConfigError(f"{where}.max_concurrency: must be at least 1")
+    _check_runner(settings.runner)
     for name, provider in settings.providers.items():
         if provider.kind != "simulated" and not provider.base_url:
             raise ConfigError(f"providers.{name}.base_url: required for kind {provider.kind!r}")
@@ -182,9 +193,24 @@ def _check(settings: Settings) -> Settings:
     return settings
 
 
+def _check_runner(runner: RunnerSettings) -> None:
+    if not 0 <= runner.health_port <= 65_535:
+        raise ConfigError("runner.health_port: must be a port number (0 turns the endpoint off)")
+    if runner.pull_stalled_s < 2:
+        raise ConfigError("runner.pull_stalled_s: must be at least 2 (a pull waits up to a second)")
+    if runner.pull_give_up_s < runner.pull_stalled_s:
+        raise ConfigError("runner.pull_give_up_s: must be at least pull_stalled_s")
+
+
 def _builtin(name: str) -> tuple[bytes, str]:
     ref = resources.files("council.common").joinpath(name)
     return ref.read_bytes(), f"built-in {name}"
+
+
+def _port(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(f"{HEALTH_PORT_ENV}: must be a port number, got {raw[:20]!r}")
+    return int(raw)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -206,6 +232,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     data.setdefault("source", source)
     if env.get("NATS_URL"):
         data["nats_url"] = env["NATS_URL"]
+    if env.get(HEALTH_PORT_ENV) and isinstance(runner := data.setdefault("runner", {}), dict):
+        runner["health_port"] = _port(env[HEALTH_PORT_ENV])  # not a table: msgspec names the error below
     try:
         settings = msgspec.convert(data, Settings)
     except msgspec.ValidationError as exc:

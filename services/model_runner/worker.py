@@ -10,19 +10,25 @@ provider streams at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import FetchTimeoutError
 
 from council.common.eventlog import Pipeline, append, last_seq_of
 from council.common.jetstream import Topology
 from council.common.settings import ModelSpec, Settings
 from council.deliberation.clock import iso
+from council.model_runner.health import HealthServer, PullHealth, health_app
 from council.model_runner.metering import DeltaBuffer, backoff_s, usage_of
 from council.model_runner.providers.base import (
     Finish,
@@ -49,16 +55,33 @@ from council.schemas.ids import slug
 from council.schemas.jobs import Job
 from council.schemas.subjects import JOBS_STREAM, log_filter_for_type, pool_filter
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "RunnerStalled"]
 
 log = logging.getLogger("council.runner")
 
 _END = object()
 REMEMBERED = 10_000  # cancelled councils and skipped members remembered, so queued jobs drop cheaply
+PULL_WAIT_S = 1.0  # one fetch's wait: how long a stopping puller may take to notice
+PULL_HEARTBEAT_S = 0.4  # the server's heartbeats within a fetch tell a quiet pool from a silent server
+PULL_RETRY_BASE_S = 0.1  # a failed pull is retried after full-jitter backoff from this …
+PULL_RETRY_CAP_S = 2.0  # … to this; a consumer's leader election takes a few seconds
+
+
+class RunnerStalled(Exception):
+    """A pool could not pull for ``pull_give_up_s``: the process should exit non-zero."""
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_monotonic = time.monotonic
+
+
+async def _dropped(sub: JetStreamContext.PullSubscription) -> None:
+    """Unsubscribe, quietly: the connection may be the thing that failed."""
+    with contextlib.suppress(NatsError, TimeoutError, RuntimeError):
+        await sub.unsubscribe()
 
 
 class Runner:
@@ -84,31 +107,91 @@ class Runner:
         self._aborted: OrderedDict[tuple[str, int, str], None] = OrderedDict()
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        r = settings.runner
+        self.health = PullHealth(self._pools, r.pull_stalled_s, r.pull_give_up_s, _monotonic())
 
     # ---- lifecycle --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Pull and work until ``stop``; raise ``RunnerStalled`` when a pool cannot pull any more."""
         nc = self._top.nc
         watches = [
             await nc.subscribe(log_filter_for_type("council.cancel_requested"), cb=self._on_control),
             await nc.subscribe(log_filter_for_type("model.skipped"), cb=self._on_control),
         ]
-        pullers = [asyncio.create_task(self._pull(pool, stop)) for pool in self._pools]
+        server = None
+        if self._settings.runner.health_port:
+            r = self._settings.runner
+            server = HealthServer(health_app(self.health, _monotonic), r.health_host, r.health_port)
+            await server.start()
+        halt = asyncio.Event()  # set by ``stop`` or by a puller that gave up
+        pullers = [asyncio.create_task(self._pull(pool, halt)) for pool in self._pools]
         log.info("runner pulling pools %s", ", ".join(self._pools))
+        stopping = asyncio.create_task(stop.wait())
         try:
-            await stop.wait()
+            await asyncio.wait([stopping, *pullers], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            halt.set()
+            stopping.cancel()
+            self.health.draining = True
             for task in pullers:
                 task.cancel()
-            await asyncio.gather(*pullers, return_exceptions=True)
+            outcomes = await asyncio.gather(*pullers, return_exceptions=True)
             for watch in watches:
                 await watch.unsubscribe()
             # In-flight jobs are not acked: JetStream hands them to another runner.
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if server is not None:
+                await server.stop()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                raise outcome
 
-    async def _pull(self, pool: str, stop: asyncio.Event) -> None:
+    async def _pull(self, pool: str, halt: asyncio.Event) -> None:
+        """Pull one pool's jobs for good: a failed pull is retried with backoff on a fresh
+        subscription (which recreates a deleted consumer); a pool that cannot pull for
+        ``pull_give_up_s`` raises ``RunnerStalled``."""
+        sub: JetStreamContext.PullSubscription | None = None
+        failures = 0
+        try:
+            while not halt.is_set():
+                if sub is None:
+                    try:
+                        sub = await self._subscribe(pool)
+                    except (NatsError, TimeoutError) as exc:
+                        failures += 1
+                        await self._pull_failed(pool, failures, exc, halt)
+                        continue
+                await self._take_slot(pool)
+                try:
+                    msgs = await sub.fetch(1, timeout=PULL_WAIT_S, heartbeat=PULL_HEARTBEAT_S)
+                except FetchTimeoutError:  # the server answered with heartbeats: no job waiting
+                    self._slots.release()
+                    self.health.pulled(pool, _monotonic())
+                    failures = 0
+                    continue
+                except (NatsError, TimeoutError) as exc:  # a bare timeout: the server said nothing
+                    self._slots.release()
+                    failures += 1
+                    await _dropped(sub)
+                    sub = None
+                    await self._pull_failed(pool, failures, exc, halt)
+                    continue
+                except BaseException:
+                    self._slots.release()
+                    raise
+                self.health.pulled(pool, _monotonic())
+                failures = 0
+                task = asyncio.create_task(self._work(msgs[0]))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+        finally:
+            if sub is not None:
+                await _dropped(sub)
+
+    async def _subscribe(self, pool: str) -> JetStreamContext.PullSubscription:
         durable = f"runner-{pool}"
         config = ConsumerConfig(
             durable_name=durable,
@@ -116,23 +199,31 @@ class Runner:
             ack_wait=self._settings.runner.ack_wait_s,
             max_ack_pending=10_000,
         )
-        sub = await self._top.js.pull_subscribe(pool_filter(pool), durable=durable, stream=JOBS_STREAM, config=config)
+        return await self._top.js.pull_subscribe(pool_filter(pool), durable=durable, stream=JOBS_STREAM, config=config)
+
+    async def _take_slot(self, pool: str) -> None:
+        """Wait for a free slot; meanwhile the pool counts as busy, not as stalled."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return
+        self.health.busy(pool, _monotonic())
         try:
-            while not stop.is_set():
-                await self._slots.acquire()
-                try:
-                    msgs = await sub.fetch(1, timeout=1.0)
-                except TimeoutError:  # nats-py raises its own subclass or the bare builtin
-                    self._slots.release()
-                    continue
-                except BaseException:
-                    self._slots.release()
-                    raise
-                task = asyncio.create_task(self._work(msgs[0]))
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
+            await self._slots.acquire()
         finally:
-            await sub.unsubscribe()
+            self.health.free(pool, _monotonic())
+
+    async def _pull_failed(self, pool: str, failures: int, exc: BaseException, halt: asyncio.Event) -> None:
+        """Note a failed pull, give up if the pool has been stuck too long, else back off."""
+        self.health.failed(pool)
+        now = _monotonic()
+        if self.health.gave_up(pool, now):
+            raise RunnerStalled(f"pool {pool!r} has not pulled for {self.health.stalled_for(pool, now):.0f}s: {exc!r}")
+        if failures == 1 or failures % 20 == 0:
+            log.warning("pool %s: pull failed (%d in a row), retrying: %r", pool, failures, exc)
+        delay = backoff_s(failures, None, self._rng, PULL_RETRY_BASE_S, PULL_RETRY_CAP_S)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await halt.wait()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from council.cli import build_parser
-from council.common.settings import load_settings
+from council.common.settings import HEALTH_PORT_ENV, load_settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMMANDS = {"gateway", "orchestrator", "runner"}
@@ -47,3 +47,13 @@ def test_kustomization_lists_every_manifest() -> None:
     listed = set(kustomization["resources"])
     present = {p.name for p in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
     assert listed == present
+
+
+def test_the_kubernetes_runner_probes_its_own_health_endpoint() -> None:
+    (deployment,) = yaml.safe_load_all((DEPLOY / "k8s" / "runner.yaml").read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    port = int(env[HEALTH_PORT_ENV])
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}["health"] == port
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"

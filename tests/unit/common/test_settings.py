@@ -1,0 +1,40 @@
+"""The runner's part of the configuration: defaults, the per-process override, and validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from council.common.settings import HEALTH_PORT_ENV, ConfigError, load_settings
+
+
+def with_runner(tmp_path: Path, table: str) -> dict[str, str]:
+    base = (Path(__file__).resolve().parents[3] / "services" / "common" / "simulated.toml").read_text()
+    path = tmp_path / "council.toml"
+    path.write_text(base + "\n[runner]\n" + table + "\n")
+    return {"COUNCIL_CONFIG": str(path)}
+
+
+def test_the_health_endpoint_is_off_by_default_and_the_env_turns_it_on() -> None:
+    assert load_settings({}).runner.health_port == 0
+    assert load_settings({HEALTH_PORT_ENV: "8081"}).runner.health_port == 8081
+
+
+@pytest.mark.parametrize("raw", ["eighty", "-1", "８０", "80.5"])
+def test_a_health_port_from_the_env_that_is_not_a_number_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match=HEALTH_PORT_ENV):
+        load_settings({HEALTH_PORT_ENV: raw})
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ("health_port = 70000", "runner.health_port"),
+        ("pull_stalled_s = 1", "runner.pull_stalled_s"),
+        ("pull_stalled_s = 30\npull_give_up_s = 20", "runner.pull_give_up_s"),
+    ],
+)
+def test_bad_runner_settings_name_the_field(tmp_path: Path, table: str, field: str) -> None:
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_settings(with_runner(tmp_path, table))
