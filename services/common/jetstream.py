@@ -42,6 +42,8 @@ from council.schemas.subjects import (
     IDEMPOTENCY_BUCKET,
     JOBS_ROOT,
     JOBS_STREAM,
+    LEASE_ROOT,
+    LEASE_STREAM,
     LOG_ROOT,
     LOG_STREAM,
     VIEWS_BUCKET,
@@ -58,6 +60,7 @@ __all__ = [
     "ensure_topology",
     "is_transient",
     "jobs_stream_config",
+    "lease_stream_config",
     "log_stream_config",
 ]
 
@@ -166,6 +169,20 @@ def active_stream_config(replicas: int) -> StreamConfig:
     )
 
 
+def lease_stream_config(replicas: int) -> StreamConfig:
+    """Leases: the latest write per subject, expired by the server (per-message TTL, 2.11+)."""
+    return StreamConfig(
+        name=LEASE_STREAM,
+        description="leases (one message per subject, expired by the server); their sequences number the terms",
+        subjects=[f"{LEASE_ROOT}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        max_msgs_per_subject=1,
+        allow_msg_ttl=True,
+    )
+
+
 async def connect(url: str, name: str) -> Client:
     async def on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
@@ -232,6 +249,7 @@ async def _ensure_all(nc: Client, replicas: int) -> Topology:
     await _ensure_stream(js, log_stream_config(replicas))
     await _ensure_stream(js, jobs_stream_config(replicas))
     await _ensure_stream(js, active_stream_config(replicas))
+    await _ensure_stream(js, lease_stream_config(replicas))
     views = await _ensure_kv(
         js, KeyValueConfig(bucket=VIEWS_BUCKET, history=1, storage=StorageType.FILE, replicas=replicas)
     )

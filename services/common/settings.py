@@ -112,7 +112,7 @@ class StageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class OrchestratorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    lease_ttl_s: float = 10.0  # a standby takes over this long after the leader dies
+    lease_ttl_s: float = 10.0  # a standby takes over this long after the leader dies (the server expires it)
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -166,6 +166,8 @@ def _check(settings: Settings) -> Settings:
             raise ConfigError(f"stages.{name}.quorum: must be at least 1")
         if not 0 < rule.deadline_s <= rule.hard_limit_s:
             raise ConfigError(f"stages.{name}.deadline_s: must be positive and at most hard_limit_s")
+    if settings.orchestrator.lease_ttl_s < 1:
+        raise ConfigError("orchestrator.lease_ttl_s: must be at least 1 (the server expires leases in whole seconds)")
     synthesis = settings.stages.synthesis
     if not 0 < synthesis.deadline_s <= synthesis.hard_limit_s:
         raise ConfigError("stages.synthesis.deadline_s: must be positive and at most hard_limit_s")

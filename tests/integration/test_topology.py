@@ -5,7 +5,14 @@ from __future__ import annotations
 from nats.js.api import RetentionPolicy, StorageType
 
 from council.common.jetstream import DUPLICATE_WINDOW_S, Topology, connect, ensure_topology
-from council.schemas.subjects import ACTIVE_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, LOG_STREAM, VIEWS_BUCKET
+from council.schemas.subjects import (
+    ACTIVE_STREAM,
+    IDEMPOTENCY_BUCKET,
+    JOBS_STREAM,
+    LEASE_STREAM,
+    LOG_STREAM,
+    VIEWS_BUCKET,
+)
 
 
 async def test_streams_have_the_designed_shape(topology: Topology) -> None:
@@ -21,6 +28,8 @@ async def test_streams_have_the_designed_shape(topology: Topology) -> None:
     active = await topology.js.stream_info(ACTIVE_STREAM)
     assert active.config.subjects == ["council.active", "council.active.>"]
     assert active.config.max_msgs_per_subject == 1
+    lease = await topology.js.stream_info(LEASE_STREAM)
+    assert lease.config.allow_msg_ttl and lease.config.max_msgs_per_subject == 1
     assert (await topology.views.status()).bucket == VIEWS_BUCKET
     idempotency = await topology.idempotency.status()
     assert idempotency.bucket == IDEMPOTENCY_BUCKET

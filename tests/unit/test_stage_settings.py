@@ -33,8 +33,9 @@ def test_the_synthesis_deadline_is_read_from_the_catalogue(tmp_path: Path) -> No
         ("[stages.synthesis]\ndeadline_s = 1000\nhard_limit_s = 100\n", "stages.synthesis.deadline_s"),
         ("[stages.synthesis]\nquorum = 2\n", "quorum"),
         ('[stages.synthesis]\ndeadline_s = "soon"\n', "$.stages.synthesis.deadline_s"),
+        ("[orchestrator]\nlease_ttl_s = 0.5\n", "orchestrator.lease_ttl_s"),
     ],
 )
-def test_a_bad_synthesis_deadline_stops_start_up_naming_the_field(tmp_path: Path, extra: str, named: str) -> None:
+def test_a_bad_stage_or_lease_setting_stops_start_up_naming_the_field(tmp_path: Path, extra: str, named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace("$", r"\$")):
         with_extra(tmp_path, extra)
