@@ -120,10 +120,16 @@ class Leadership:
             self._valid_until = -math.inf
             raise LeaseLost(f"{self._holder} lost the orchestrator lease")
 
-    async def keep(self, lost: asyncio.Event) -> None:
-        """Renew until cancelled; set ``lost`` once renewing fails for good or the lease lapses."""
-        while True:
-            await asyncio.sleep(self._ttl / 3)
+    async def keep(self, lost: asyncio.Event, done: asyncio.Event | None = None) -> None:
+        """Renew until ``done`` is set (or cancelled); set ``lost`` once renewing fails for good
+        or the lease lapses. ``done`` as well as a cancel: nats-py's publish swallows a
+        CancelledError that arrives while it flushes, so a cancel alone can leave this running."""
+        done = done or asyncio.Event()
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=self._ttl / 3)
+            if done.is_set():
+                return
             try:
                 await self.renew()
             except LeaseLost:

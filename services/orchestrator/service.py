@@ -195,10 +195,12 @@ class Orchestrator:
         self._leadership = leadership
         while await leadership.acquire(stop):
             lost = self._lost = asyncio.Event()
-            keeper = asyncio.create_task(leadership.keep(lost))
+            term_over = asyncio.Event()
+            keeper = asyncio.create_task(leadership.keep(lost, term_over))
             try:
                 await self._consume(stop, lost, keeper)
             finally:
+                term_over.set()
                 keeper.cancel()
                 await asyncio.gather(keeper, return_exceptions=True)
             if not lost.is_set():
