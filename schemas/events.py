@@ -16,6 +16,7 @@ import msgspec
 from council.schemas.result import AggregateEntry, CouncilResult, Usage
 
 __all__ = [
+    "DECISION_EVENTS",
     "EVENT_TYPES",
     "TERMINAL_TYPES",
     "AggregateEntry",
@@ -87,11 +88,13 @@ class CouncilSubmittedData(msgspec.Struct, frozen=True, kw_only=True):
 class CouncilStartedData(msgspec.Struct, frozen=True, kw_only=True):
     members: list[str]
     chairman: str
+    epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
 class StageStartedData(msgspec.Struct, frozen=True, kw_only=True):
     stage: int
     members: list[str]  # who works in this stage (stage 3: the chairman writing the synthesis)
+    epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
 class ModelStartedData(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,6 +138,7 @@ class ModelSkippedData(msgspec.Struct, frozen=True, kw_only=True):
     stage: int
     model: str
     reason: str  # "requested" | "deadline" | "hard_limit"
+    epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
 class ReviewParsedData(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,6 +147,7 @@ class ReviewParsedData(msgspec.Struct, frozen=True, kw_only=True):
     ranking: list[str]  # member model ids, best first
     parse_ok: bool
     method: Literal["json", "fallback", "none"]
+    epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
 class StageProgressData(msgspec.Struct, frozen=True, kw_only=True):
@@ -156,12 +161,14 @@ class StageProgressData(msgspec.Struct, frozen=True, kw_only=True):
     fastest_latency_ms: int | None = None
     tokens: int = 0
     cost_usd: float = 0.0
+    epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
 class StageCompletedData(msgspec.Struct, frozen=True, kw_only=True):
     stage: int
     answered: list[str]
     aggregate: list[AggregateEntry] | None = None
+    epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
 class CancelRequestedData(msgspec.Struct, frozen=True, kw_only=True):
@@ -175,15 +182,18 @@ class SkipRequestedData(msgspec.Struct, frozen=True, kw_only=True):
 
 class CouncilCompletedData(msgspec.Struct, frozen=True, kw_only=True):
     result: CouncilResult
+    epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
 class CouncilFailedData(msgspec.Struct, frozen=True, kw_only=True):
     kind: FailureKind
     reason: str
+    epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
 class CouncilCancelledData(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
+    epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
 # ---- envelopes ------------------------------------------------------------------------------
@@ -277,6 +287,20 @@ AnyEvent = (
     | CouncilCompleted
     | CouncilFailed
     | CouncilCancelled
+)
+
+# What the orchestrator decides and appends: their data carries ``epoch``, the leadership term
+# that decided it, and the fold ignores one from a term older than any it has seen for the council.
+DECISION_EVENTS = (
+    CouncilStarted,
+    StageStarted,
+    ModelSkipped,
+    ReviewParsed,
+    StageProgress,
+    StageCompleted,
+    CouncilCompleted,
+    CouncilFailed,
+    CouncilCancelled,
 )
 
 EVENT_TYPES: tuple[str, ...] = tuple(str(cls.__struct_config__.tag) for cls in get_args(AnyEvent))

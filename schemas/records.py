@@ -21,7 +21,11 @@ class SnapshotRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LeaseRecord(msgspec.Struct, frozen=True):
-    """Who leads the orchestrators, and until when (unix seconds)."""
+    """Who leads the orchestrators (``COUNCIL_LEASE``), and until when in unix seconds.
+
+    ``until`` is for people reading the stream: the lease ends when the server expires its
+    message (a per-message time-to-live), not by anyone's clock.
+    """
 
     holder: str
     until: float

@@ -11,8 +11,11 @@ __all__ = [
     "IDEMPOTENCY_BUCKET",
     "JOBS_ROOT",
     "JOBS_STREAM",
+    "LEASE_ROOT",
+    "LEASE_STREAM",
     "LOG_ROOT",
     "LOG_STREAM",
+    "ORCHESTRATOR_LEASE",
     "VIEWS_BUCKET",
     "active_subject",
     "council_filter",
@@ -33,6 +36,10 @@ IDEMPOTENCY_BUCKET = "COUNCIL_IDEMPOTENCY"
 ACTIVE_STREAM = "COUNCIL_ACTIVE"
 ACTIVE_ROOT = "council.active"
 ACTIVE_INDEX_COMPLETE = ACTIVE_ROOT
+# Leases, one subject each, written with a per-message time-to-live (nats-server 2.11+).
+LEASE_STREAM = "COUNCIL_LEASE"
+LEASE_ROOT = "council.lease"
+ORCHESTRATOR_LEASE = f"{LEASE_ROOT}.orchestrator"
 
 
 def _checked(council_id: str) -> str:

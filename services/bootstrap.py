@@ -52,7 +52,7 @@ async def run_service(
         loop.add_signal_handler(sig, stop.set)
     nc = await connect(settings.nats_url, f"council-{name}")
     try:
-        topology = await ensure_topology(nc, settings.replicas)
+        topology = await ensure_topology(nc, settings.replicas, storage=settings.storage)
         await body(topology, stop)
     finally:
         await close_quietly(nc)

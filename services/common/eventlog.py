@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
-from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
+from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from council.deliberation.fold import fold
@@ -277,7 +277,7 @@ async def load_snapshot(views: KeyValue, council_id: str) -> CouncilState | None
     """The council's saved state (as of its ``last_seq``), or None to rebuild it from the log."""
     try:
         entry = await views.get(council_id)
-    except KeyNotFoundError:
+    except (KeyNotFoundError, KeyDeletedError):
         return None
     if entry.value is None:
         return None
@@ -292,9 +292,40 @@ async def load_snapshot(views: KeyValue, council_id: str) -> CouncilState | None
     return state
 
 
-async def save_snapshot(views: KeyValue, state: CouncilState) -> None:
-    """Store ``state`` as the council's snapshot."""
-    await views.put(state.council_id, encode(snapshot_of(state)))
+SNAPSHOT_WRITE_ATTEMPTS = 5
+
+
+def _snapshot_seq(value: bytes | None) -> int:
+    """The ``last_seq`` a stored snapshot is as of (-1 for one that cannot be read: replace it)."""
+    try:
+        return decode_as(value or b"", SnapshotRecord).last_seq
+    except msgspec.DecodeError:
+        return -1
+
+
+async def save_snapshot(views: KeyValue, state: CouncilState) -> bool:
+    """Store ``state`` as the council's snapshot unless the stored one is as new or newer.
+
+    Compare-and-set on the entry's revision, so snapshots only ever move forward: a slow stage
+    snapshot can never overwrite the terminal one. False when a newer snapshot is kept.
+    """
+    record = encode(snapshot_of(state))
+    for _ in range(SNAPSHOT_WRITE_ATTEMPTS):
+        try:
+            entry = await views.get(state.council_id)
+        except (KeyNotFoundError, KeyDeletedError) as exc:  # none, or a delete marker to write over
+            marker = exc.entry
+            last = (marker.revision or 0) if marker is not None else 0
+        else:
+            if _snapshot_seq(entry.value) >= state.last_seq:
+                return False
+            last = entry.revision or 0
+        try:
+            await views.update(state.council_id, record, last=last)
+        except KeyWrongLastSequenceError:
+            continue  # someone saved one meanwhile: look at it again
+        return True
+    raise RuntimeError(f"snapshot of {state.council_id} kept changing under {SNAPSHOT_WRITE_ATTEMPTS} writes")
 
 
 async def load_state(js: JetStreamContext, views: KeyValue, council_id: str) -> CouncilState | None:

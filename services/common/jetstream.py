@@ -28,6 +28,7 @@ from nats.errors import (
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import (
+    DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
     StorageType,
@@ -36,12 +37,15 @@ from nats.js.api import (
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 from nats.js.kv import KeyValue
 
+from council.common.settings import StorageSettings
 from council.schemas.subjects import (
     ACTIVE_ROOT,
     ACTIVE_STREAM,
     IDEMPOTENCY_BUCKET,
     JOBS_ROOT,
     JOBS_STREAM,
+    LEASE_ROOT,
+    LEASE_STREAM,
     LOG_ROOT,
     LOG_STREAM,
     VIEWS_BUCKET,
@@ -58,6 +62,7 @@ __all__ = [
     "ensure_topology",
     "is_transient",
     "jobs_stream_config",
+    "lease_stream_config",
     "log_stream_config",
 ]
 
@@ -129,7 +134,8 @@ class Topology:
         self.idempotency = idempotency
 
 
-def log_stream_config(replicas: int) -> StreamConfig:
+def log_stream_config(replicas: int, max_bytes: int = StorageSettings().log_max_bytes) -> StreamConfig:
+    """The log: limits retention, the oldest events dropped first at 30 days or ``max_bytes``."""
     return StreamConfig(
         name=LOG_STREAM,
         subjects=[f"{LOG_ROOT}.>"],
@@ -137,6 +143,8 @@ def log_stream_config(replicas: int) -> StreamConfig:
         storage=StorageType.FILE,
         num_replicas=replicas,
         max_age=LOG_MAX_AGE_S,
+        max_bytes=max_bytes,
+        discard=DiscardPolicy.OLD,
         duplicate_window=DUPLICATE_WINDOW_S,
         allow_direct=True,
     )
@@ -163,6 +171,20 @@ def active_stream_config(replicas: int) -> StreamConfig:
         storage=StorageType.FILE,
         num_replicas=replicas,
         max_msgs_per_subject=1,
+    )
+
+
+def lease_stream_config(replicas: int) -> StreamConfig:
+    """Leases: the latest write per subject, expired by the server (per-message TTL, 2.11+)."""
+    return StreamConfig(
+        name=LEASE_STREAM,
+        description="leases (one message per subject, expired by the server); their sequences number the terms",
+        subjects=[f"{LEASE_ROOT}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        max_msgs_per_subject=1,
+        allow_msg_ttl=True,
     )
 
 
@@ -222,18 +244,32 @@ async def _retrying(what: str, attempt: Callable[[], Awaitable[T]], deadline_s: 
         await asyncio.sleep(backoff.next_delay())
 
 
-async def ensure_topology(nc: Client, replicas: int = 1, *, deadline_s: float = STARTUP_DEADLINE_S) -> Topology:
+async def ensure_topology(
+    nc: Client,
+    replicas: int = 1,
+    *,
+    storage: StorageSettings = StorageSettings(),
+    deadline_s: float = STARTUP_DEADLINE_S,
+) -> Topology:
     """The streams and buckets, created where missing; retried while a forming cluster is not ready."""
-    return await _retrying("ensuring the JetStream topology", lambda: _ensure_all(nc, replicas), deadline_s)
+    return await _retrying("ensuring the JetStream topology", lambda: _ensure_all(nc, replicas, storage), deadline_s)
 
 
-async def _ensure_all(nc: Client, replicas: int) -> Topology:
+async def _ensure_all(nc: Client, replicas: int, storage: StorageSettings) -> Topology:
     js = nc.jetstream()
-    await _ensure_stream(js, log_stream_config(replicas))
+    await _ensure_stream(js, log_stream_config(replicas, storage.log_max_bytes))
     await _ensure_stream(js, jobs_stream_config(replicas))
     await _ensure_stream(js, active_stream_config(replicas))
+    await _ensure_stream(js, lease_stream_config(replicas))
     views = await _ensure_kv(
-        js, KeyValueConfig(bucket=VIEWS_BUCKET, history=1, storage=StorageType.FILE, replicas=replicas)
+        js,
+        KeyValueConfig(
+            bucket=VIEWS_BUCKET,
+            history=1,
+            ttl=storage.snapshot_max_age_days * 24 * 3600,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
     )
     idempotency = await _ensure_kv(
         js,

@@ -27,6 +27,7 @@ __all__ = [
     "ProviderSpec",
     "RunnerSettings",
     "Settings",
+    "StorageSettings",
     "load_settings",
 ]
 
@@ -122,7 +123,14 @@ class StageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class OrchestratorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    lease_ttl_s: float = 10.0  # a standby takes over this long after the leader dies
+    lease_ttl_s: float = 10.0  # a standby takes over this long after the leader dies (the server expires it)
+
+
+class StorageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Limits of the streams and buckets — applied when they are created, never to existing ones."""
+
+    log_max_bytes: int = 20 * 1024**3  # COUNCIL: past this the oldest events go first, as at its 30-day age
+    snapshot_max_age_days: float = 365.0  # COUNCIL_VIEWS: a snapshot is kept this long after its last write
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -139,6 +147,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     gateway: GatewaySettings = GatewaySettings()
     stages: StageSettings = StageSettings()
     orchestrator: OrchestratorSettings = OrchestratorSettings()
+    storage: StorageSettings = StorageSettings()
     nats_url: str = "nats://127.0.0.1:4222"
     replicas: int = 1
     source: str = ""
@@ -177,6 +186,12 @@ def _check(settings: Settings) -> Settings:
             raise ConfigError(f"stages.{name}.quorum: must be at least 1")
         if not 0 < rule.deadline_s <= rule.hard_limit_s:
             raise ConfigError(f"stages.{name}.deadline_s: must be positive and at most hard_limit_s")
+    if settings.storage.log_max_bytes < 1024**2:
+        raise ConfigError("storage.log_max_bytes: must be at least 1 MiB (1048576)")
+    if settings.storage.snapshot_max_age_days < 1:
+        raise ConfigError("storage.snapshot_max_age_days: must be at least 1")
+    if settings.orchestrator.lease_ttl_s < 1:
+        raise ConfigError("orchestrator.lease_ttl_s: must be at least 1 (the server expires leases in whole seconds)")
     synthesis = settings.stages.synthesis
     if not 0 < synthesis.deadline_s <= synthesis.hard_limit_s:
         raise ConfigError("stages.synthesis.deadline_s: must be positive and at most hard_limit_s")

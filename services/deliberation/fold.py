@@ -3,6 +3,8 @@
 Shared by the orchestrator (to decide) and the gateway (to answer GET). Every mutator is
 idempotent against repeats: an event at or below ``last_seq`` is skipped, a second completion
 of the same (stage, member) changes nothing, and nothing moves a council out of a terminal state.
+The orchestrator's decisions are fenced by term: one whose ``epoch`` is older than a decision
+already folded for the council came from a deposed leader and changes nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from msgspec.structs import replace
 
 from council.deliberation.state import CouncilState, MemberRun, ReviewBallot, StageState, empty_state
 from council.schemas.events import (
+    DECISION_EVENTS,
     AnyEvent,
     CancelRequested,
     CouncilCancelled,
@@ -244,11 +247,18 @@ def _mutate(state: CouncilState, event: AnyEvent) -> CouncilState:
             assert_never(event)
 
 
+def _current_term(state: CouncilState, event: AnyEvent) -> bool:
+    """Not a decision from an orchestrator term older than one this council has already seen."""
+    return not isinstance(event, DECISION_EVENTS) or event.data.epoch >= state.epoch
+
+
 def apply(state: CouncilState, event: AnyEvent) -> CouncilState:
     """One event onto the state: a repeat (seq at or below ``last_seq``) changes nothing."""
     if event.seq and event.seq <= state.last_seq:
         return state
-    if not state.terminal:
+    if not state.terminal and _current_term(state, event):
+        if isinstance(event, DECISION_EVENTS) and event.data.epoch > state.epoch:
+            state = replace(state, epoch=event.data.epoch)
         state = _mutate(state, event)
     return replace(state, last_seq=max(state.last_seq, event.seq), updated_at=event.ts or state.updated_at)
 

@@ -95,6 +95,7 @@ class CouncilState(msgspec.Struct, frozen=True, kw_only=True):
     failure: str | None = None
     result: CouncilResult | None = None
     finished_at: str | None = None
+    epoch: int = 0  # the latest orchestrator term whose decisions this council has folded
 
     @property
     def terminal(self) -> bool:

@@ -26,11 +26,13 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import msgspec
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
@@ -65,9 +67,16 @@ from council.orchestrator.domain.decide import (
     SynthesisDeadline,
     decide,
 )
-from council.orchestrator.lease import Leadership
+from council.orchestrator.lease import Leadership, LeaseLost
 from council.schemas.codec import DecodeError, decode_event, encode
-from council.schemas.events import EVENT_TYPES, AnyEvent, CouncilFailed, CouncilFailedData, StageCompleted
+from council.schemas.events import (
+    DECISION_EVENTS,
+    EVENT_TYPES,
+    AnyEvent,
+    CouncilFailed,
+    CouncilFailedData,
+    StageCompleted,
+)
 from council.schemas.subjects import LOG_STREAM, job_subject, log_filter_for_type
 
 __all__ = ["DURABLE", "MAX_DELIVER", "Orchestrator", "SupervisionError", "consumer_config"]
@@ -111,6 +120,13 @@ class SupervisionError(RuntimeError):
     """A task the orchestrator cannot lead without has ended: exit, so a supervisor restarts us."""
 
 
+def _stamped(event: AnyEvent, epoch: int) -> AnyEvent:
+    """The decision with the term that made it."""
+    if isinstance(event, DECISION_EVENTS):
+        return msgspec.structs.replace(event, data=msgspec.structs.replace(event.data, epoch=epoch))
+    return event
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
@@ -134,10 +150,17 @@ async def _pause(delay: float, *events: asyncio.Event) -> None:
 
 
 class Orchestrator:
-    def __init__(self, topology: Topology, settings: Settings, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._top = topology
         self._settings = settings
         self._clock = clock
+        self._monotonic = monotonic  # how long the lease is ours: never compared across machines
         stages = settings.stages
         self._catalogue = Catalogue(
             personas={m.id: m.system_prompt for m in settings.models},
@@ -155,6 +178,8 @@ class Orchestrator:
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._delivered_through = 0  # the highest log seq handed to us (or the ack floor we started from)
         self._unsettled: set[int] = set()  # seqs we nak'd: they come again, and a new consumer must see them
+        self._leadership: Leadership | None = None
+        self._lost = asyncio.Event()  # set when the current term ends
         self._indexed: set[str] = set()  # councils this orchestrator has put in the index of running ones
         self._tick_failures: dict[str, int] = {}  # councils whose timed decisions failed, and how often
 
@@ -166,13 +191,16 @@ class Orchestrator:
         the process exits non-zero and its supervisor restarts it instead of leaving it idle.
         """
         holder = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        leadership = Leadership(self._top.views, holder, self._settings.orchestrator.lease_ttl_s)
+        leadership = Leadership(self._top.js, holder, self._settings.orchestrator.lease_ttl_s, self._monotonic)
+        self._leadership = leadership
         while await leadership.acquire(stop):
-            lost = asyncio.Event()
-            keeper = asyncio.create_task(leadership.keep(lost))
+            lost = self._lost = asyncio.Event()
+            term_over = asyncio.Event()
+            keeper = asyncio.create_task(leadership.keep(lost, term_over))
             try:
                 await self._consume(stop, lost, keeper)
             finally:
+                term_over.set()
                 keeper.cancel()
                 await asyncio.gather(keeper, return_exceptions=True)
             if not lost.is_set():
@@ -235,6 +263,8 @@ class Orchestrator:
                         recovered = True
                         log.info("orchestrator consuming %s", LOG_STREAM)
                     await self._consume_batch(sub, lost)
+                except LeaseLost:
+                    continue  # ``lost`` is set: stand by again
                 except Exception as exc:
                     if not is_transient(exc):
                         raise
@@ -246,7 +276,8 @@ class Orchestrator:
                 backoff.reset()
                 if loop.time() - last_tick >= TICK_S:  # deadlines pass even while the log is busy
                     last_tick = loop.time()
-                    await self._tick()
+                    with contextlib.suppress(LeaseLost):  # ``lost`` is set: the loop ends
+                        await self._tick()
         finally:
             stopping.set()
             snapshotter.cancel()
@@ -341,7 +372,7 @@ class Orchestrator:
         try:
             await step
         except Exception as exc:
-            if is_transient(exc):
+            if is_transient(exc) or isinstance(exc, LeaseLost):
                 raise
             log.exception("could not recover %s", council_id)
             await self._give_up_on(council_id, f"the orchestrator could not recover the council: {_describe(exc)}")
@@ -408,6 +439,8 @@ class Orchestrator:
         Either way the council then ends with ``council.failed`` (kind ``internal``), and the
         message is terminated so that it no longer holds the ack floor back.
         """
+        if isinstance(exc, LeaseLost):
+            return  # left unsettled for whoever leads now
         delivered = msg.metadata.num_delivered or 1
         transient = is_transient(exc)
         if delivered < (MAX_DELIVER if transient else POISON_ATTEMPTS):
@@ -428,9 +461,8 @@ class Orchestrator:
         """End a council this orchestrator cannot carry on with: every accepted council ends."""
         log.error("failing %s: %s", council_id, reason)
         data = CouncilFailedData(kind="internal", reason=reason[:MAX_REASON_CHARS])
-        await append(
-            self._top.js, CouncilFailed(council_id=council_id, ts=iso(self._clock()), data=data), f"{council_id}:failed"
-        )
+        failed = CouncilFailed(council_id=council_id, ts=iso(self._clock()), data=data)
+        await self._execute(Append(failed, f"{council_id}:failed"))
         try:  # the final snapshot, if the fold of this council works at all
             await self._save_full_fold(council_id)
         except Exception:
@@ -458,9 +490,21 @@ class Orchestrator:
             await self._save_full_fold(cid)
             await self._forget_finished(cid)
 
+    def _term(self) -> int:
+        """The epoch of the term we lead, checked afresh: no decision leaves a lapsed leader."""
+        if self._leadership is None or not self._leadership.holds():
+            if not self._lost.is_set():
+                log.warning("the lease may have lapsed: no more decisions until this orchestrator leads again")
+            self._lost.set()
+            raise LeaseLost("the lease may have lapsed: no more decisions from this orchestrator")
+        return self._leadership.epoch
+
     async def _execute(self, intent: Intent) -> None:
+        epoch = self._term()
         if isinstance(intent, Append):
-            await append(self._top.js, intent.event, intent.msg_id)
+            # Stamped with the term, and deduplicated within it: a successor's own decision must
+            # never be absorbed as a repeat of one the fold will ignore as a deposed leader's.
+            await append(self._top.js, _stamped(intent.event, epoch), f"{intent.msg_id}@{epoch}")
         elif isinstance(intent, Dispatch):
             job = intent.job
             subject = job_subject(self._settings.pool_of(job.model), job.council_id, job.stage, job.model)
@@ -472,6 +516,8 @@ class Orchestrator:
             cid = state.council_id
             try:
                 await self._act(state)
+            except LeaseLost:
+                raise
             except Exception as exc:
                 if is_transient(exc):
                     log.warning("tick failed for %s (%s); will try again", cid, _describe(exc))

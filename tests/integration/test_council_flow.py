@@ -67,15 +67,29 @@ async def test_log_holds_one_completion_per_stage_and_member(topology: Topology,
 async def test_snapshot_plus_tail_equals_the_full_fold(topology: Topology, settings: Settings) -> None:
     council_id = await submit(topology, settings)
     await finished(topology, council_id)
-    async with asyncio.timeout(10):  # the orchestrator's own final snapshot must not replace ours
+    async with asyncio.timeout(10):
         while (final := await load_snapshot(topology.views, council_id)) is None or not final.terminal:
             await asyncio.sleep(0.05)
     events = await read_events(topology.js, f"council.log.{council_id}.>")
     middle = fold(events[: len(events) // 2], council_id=council_id)
-    await save_snapshot(topology.views, middle)
+    await topology.views.delete(council_id)  # so that the older snapshot is the one kept
+    assert await save_snapshot(topology.views, middle)
     assert await load_state(topology.js, topology.views, council_id) == fold(events, council_id=council_id)
     kept = await load_snapshot(topology.views, council_id)
     assert kept is not None and kept.last_seq == middle.last_seq < events[-1].seq  # the tail did the rest
+
+
+async def test_snapshots_only_move_forward(topology: Topology, settings: Settings) -> None:
+    council_id = await submit(topology, settings)
+    await finished(topology, council_id)
+    events = await read_events(topology.js, f"council.log.{council_id}.>")
+    states = [fold(events[:n], council_id=council_id) for n in (len(events) // 3, len(events) // 2, len(events))]
+    await topology.views.delete(council_id)
+    # Racing writers, the slowest with the oldest state: the newest snapshot is the one kept.
+    await asyncio.gather(*(save_snapshot(topology.views, state) for state in reversed(states)))
+    assert not await save_snapshot(topology.views, states[0])  # a slow stage snapshot arriving last
+    kept = await load_snapshot(topology.views, council_id)
+    assert kept is not None and kept.terminal and kept.last_seq == events[-1].seq
 
 
 async def test_the_orchestrator_is_never_delivered_a_token_delta(topology: Topology, settings: Settings) -> None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from nats.js.api import RetentionPolicy, StorageType
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType
 
-from council.common.jetstream import DUPLICATE_WINDOW_S, Topology, connect, ensure_topology
-from council.schemas.subjects import ACTIVE_STREAM, IDEMPOTENCY_BUCKET, JOBS_STREAM, LOG_STREAM, VIEWS_BUCKET
+from council.common.jetstream import DUPLICATE_WINDOW_S, LOG_MAX_AGE_S, Topology, connect, ensure_topology
+from council.common.settings import StorageSettings
+from council.schemas.subjects import (
+    ACTIVE_STREAM,
+    IDEMPOTENCY_BUCKET,
+    JOBS_STREAM,
+    LEASE_STREAM,
+    LOG_STREAM,
+    VIEWS_BUCKET,
+)
 
 
 async def test_streams_have_the_designed_shape(topology: Topology) -> None:
@@ -21,10 +29,31 @@ async def test_streams_have_the_designed_shape(topology: Topology) -> None:
     active = await topology.js.stream_info(ACTIVE_STREAM)
     assert active.config.subjects == ["council.active", "council.active.>"]
     assert active.config.max_msgs_per_subject == 1
+    lease = await topology.js.stream_info(LEASE_STREAM)
+    assert lease.config.allow_msg_ttl and lease.config.max_msgs_per_subject == 1
     assert (await topology.views.status()).bucket == VIEWS_BUCKET
     idempotency = await topology.idempotency.status()
     assert idempotency.bucket == IDEMPOTENCY_BUCKET
     assert idempotency.ttl is not None and idempotency.ttl > 0
+
+
+async def test_every_stream_and_bucket_is_bounded(topology: Topology) -> None:
+    log = (await topology.js.stream_info(LOG_STREAM)).config
+    assert log.max_bytes == StorageSettings().log_max_bytes and log.max_age == LOG_MAX_AGE_S
+    assert log.discard == DiscardPolicy.OLD  # a full log drops its oldest events, never a new append
+    views = await topology.views.status()
+    assert views.ttl == StorageSettings().snapshot_max_age_days * 24 * 3600
+
+
+async def test_storage_limits_come_from_the_configuration(nats_url: str) -> None:
+    nc = await connect(nats_url, "configured")
+    try:
+        storage = StorageSettings(log_max_bytes=64 * 1024**2, snapshot_max_age_days=7)
+        topology = await ensure_topology(nc, storage=storage)
+        assert (await topology.js.stream_info(LOG_STREAM)).config.max_bytes == 64 * 1024**2
+        assert (await topology.views.status()).ttl == 7 * 24 * 3600
+    finally:
+        await nc.close()
 
 
 async def test_second_start_keeps_an_operators_changes(topology: Topology, nats_url: str) -> None:

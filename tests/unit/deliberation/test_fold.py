@@ -27,6 +27,8 @@ from council.schemas.events import (
     ModelDeltaData,
     ModelFailed,
     ModelFailedData,
+    ModelSkipped,
+    ModelSkippedData,
     ModelStarted,
     ModelStartedData,
     StageStarted,
@@ -247,3 +249,43 @@ def test_events_for_a_member_outside_the_stage_change_nothing() -> None:
 def test_fold_of_nothing_is_an_empty_council() -> None:
     state = fold([], council_id=CID)
     assert (state.council_id, state.status, state.submitted, state.last_seq) == (CID, "queued", False, 0)
+
+
+# ---- fenced by term: a deposed orchestrator's late decisions change nothing --------------------
+
+
+def skip(driver: CouncilDriver, model: str, epoch: int) -> AnyEvent:
+    return event(driver, ModelSkipped, ModelSkippedData(stage=1, model=model, reason="deadline", epoch=epoch))
+
+
+def test_a_decision_from_an_older_term_than_one_already_folded_changes_nothing() -> None:
+    driver, _ = running_state()
+    skip(driver, MEMBERS[0], epoch=7)  # the new leader's first decision for this council
+    skip(driver, MEMBERS[1], epoch=3)  # the deposed leader, a moment too late
+    state = driver.state
+    assert state.epoch == 7
+    assert (state.stages[1].runs[MEMBERS[0]].status, state.stages[1].runs[MEMBERS[1]].status) == (
+        "skipped",
+        "pending",
+    )
+    assert state.last_seq == driver.log[-1].seq  # read past, so snapshot + tail still equals the fold
+
+
+def test_decisions_of_the_same_or_a_newer_term_apply() -> None:
+    driver, _ = running_state()
+    skip(driver, MEMBERS[0], epoch=3)
+    skip(driver, MEMBERS[1], epoch=3)
+    skip(driver, MEMBERS[2], epoch=9)
+    runs = driver.state.stages[1].runs
+    assert [runs[m].status for m in MEMBERS[:3]] == ["skipped"] * 3
+    assert driver.state.epoch == 9
+
+
+def test_what_runners_and_the_gateway_append_is_not_fenced() -> None:
+    driver, _ = running_state()
+    skip(driver, MEMBERS[0], epoch=9)
+    started = ModelStartedData(stage=1, model=MEMBERS[1], attempt=1, job_id="j")
+    event(driver, ModelStarted, started)
+    event(driver, CancelRequested, CancelRequestedData())
+    state = driver.state
+    assert state.stages[1].runs[MEMBERS[1]].status == "generating" and state.cancel_requested
