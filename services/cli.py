@@ -93,7 +93,7 @@ def _wait_healthy(
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from council.common.embedded import EmbeddedNats
+    from council.common.embedded import EmbeddedNats, StoreInUse, exit_with_parent
 
     settings = _settings()
     env = dict(os.environ)
@@ -113,6 +113,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         if not env.get("NATS_URL"):
             try:
                 nats = EmbeddedNats(Path(args.data_dir).resolve() / "nats", port=args.nats_port).start()
+            except StoreInUse as exc:
+                print(f"council: {exc}; stop it, or pass another --data-dir", file=sys.stderr)
+                return 1
             except RuntimeError as exc:
                 print(f"council: could not start NATS: {exc}", file=sys.stderr)
                 return 1
@@ -123,7 +126,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             [*me, "orchestrator"],
             *([*me, "runner"] for _ in range(args.runners)),
         ]
-        procs = [subprocess.Popen(cmd, env=env) for cmd in commands]
+        # SIGTERM them should this process be SIGKILLed: orphans would hold the port and the store.
+        procs = [subprocess.Popen(cmd, env=env, preexec_fn=exit_with_parent()) for cmd in commands]
         if not _wait_healthy(url, procs, lambda: stop):
             if not stop:  # Ctrl-C during start-up is a normal stop, not a failure
                 print("council: the services did not become ready; see the log above", file=sys.stderr)

@@ -19,7 +19,7 @@ from httpx_sse import connect_sse
 
 from council.schemas.api import RESET_TYPE, CouncilStatus, QueryAccepted, QueryRequest, ResetEvent
 from council.schemas.codec import decode_as, decode_event, encode
-from council.schemas.events import TERMINAL_TYPES, AnyEvent
+from council.schemas.events import EVENT_TYPES, TERMINAL_TYPES, AnyEvent
 from council.schemas.result import CouncilResult
 
 __all__ = ["CouncilClient", "CouncilError", "StreamItem"]
@@ -35,6 +35,13 @@ class CouncilError(Exception):
         self.status = status
         self.title = title
         self.detail = detail
+
+
+class _Envelope(msgspec.Struct):
+    """Just enough of any event to know what it is and where the stream stands."""
+
+    type: str
+    seq: int = 0
 
 
 class _Problem(msgspec.Struct):
@@ -114,7 +121,9 @@ class CouncilClient:
         """Every event of a council from ``after`` on, live, until its terminal event.
 
         A dropped connection is resumed from the last seq seen (``Last-Event-ID``), with backoff,
-        for as long as reconnecting keeps failing for less than ``max_gap_s``.
+        for as long as reconnecting keeps failing for less than ``max_gap_s``. Event types are
+        additive within ``v: 1``: one this client does not know (from a newer server) is skipped,
+        not yielded, and a resume starts after it.
         """
         last = after
         failing_since: float | None = None
@@ -138,11 +147,19 @@ class CouncilClient:
                     for sse in source.iter_sse():
                         if not sse.data:
                             continue
+                        raw = sse.data.encode()
                         item: StreamItem
                         if sse.event == RESET_TYPE:
-                            item = decode_as(sse.data.encode(), ResetEvent)
+                            item = decode_as(raw, ResetEvent)
                         else:
-                            item = decode_event(sse.data.encode())  # the gateway filled in its seq
+                            try:
+                                item = decode_event(raw)  # the gateway filled in its seq
+                            except msgspec.ValidationError:
+                                envelope = decode_as(raw, _Envelope)
+                                if envelope.type in EVENT_TYPES:
+                                    raise  # a type we know, malformed: a fault to report, not news
+                                last = envelope.seq or last
+                                continue
                         last = item.seq or last
                         yield item
                         if sse.event in TERMINAL_TYPES:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from council.cli import service_command
 from council.common.embedded import free_port
@@ -73,6 +74,96 @@ def test_council_up_runs_everything_stops_cleanly_and_keeps_councils_across_rest
         assert kept["status"] == "completed" and kept["prompt"] == "What is the best way to learn Rust?"
     finally:
         assert stop_up(again) == 0
+
+
+def children_of(parent: int) -> dict[int, str]:
+    """The live child processes of ``parent`` and their command lines, read from /proc (Linux)."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The command name is in parentheses and may hold spaces: fields follow its ")".
+                state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except (OSError, ValueError):
+                continue  # it ended while we looked
+            if int(ppid) == parent and state not in ("Z", "X"):
+                found[int(entry.name)] = command
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs: a zombie nobody has reaped yet has ended."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def nats_server_of(children: dict[int, str]) -> int:
+    (pid,) = (pid for pid, command in children.items() if "nats-server" in command)
+    return pid
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a parent-death signal (PR_SET_PDEATHSIG) exists only on Linux")
+def test_a_sigkilled_council_up_takes_its_nats_server_and_services_with_it(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
+    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
+    up = start_up(tmp_path, port, env, "up.log")
+    children = children_of(up.pid)
+    nats_server = nats_server_of(children)
+    assert len(children) == 4  # nats-server, gateway, orchestrator, one runner
+    try:
+        os.kill(up.pid, signal.SIGKILL)
+        up.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = {pid: command for pid, command in children.items() if alive(pid)}
+        assert not left, f"still running after their council up was SIGKILLed: {left}"
+    finally:
+        for pid in children:  # what this test started, should the fix not hold
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    again = start_up(tmp_path, port, env, "up-again.log")  # the same data dir and port
+    try:
+        assert nats_server_of(children_of(again.pid)) != nats_server
+        assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code == 200
+    finally:
+        assert stop_up(again) == 0
+    assert "Traceback" not in (tmp_path / "up-again.log").read_text()
+
+
+def test_a_second_council_up_on_a_data_dir_in_use_refuses_naming_its_nats_server(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
+    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
+    port = free_port()
+    up = start_up(tmp_path, port, env, "up.log")
+    try:
+        nats_server = nats_server_of(children_of(up.pid)) if sys.platform == "linux" else None
+        second = subprocess.Popen(
+            service_command("up", "--port", str(free_port()), "--data-dir", str(tmp_path / "data")),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            _, refusal = second.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            stop_up(second)  # it started a second server on the same store: stop it as Ctrl-C would
+            raise AssertionError("a second council up ran on a data dir in use") from None
+        assert second.returncode == 1, refusal
+        assert "in use" in refusal and f"started by process {up.pid} (still running)" in refusal
+        if nats_server is not None:
+            assert f"nats-server pid {nats_server}" in refusal
+        assert "Traceback" not in refusal
+        assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code == 200  # the first one untouched
+    finally:
+        assert stop_up(up) == 0
 
 
 def test_council_up_in_a_project_with_its_own_services_and_schemas_packages(tmp_path: Path) -> None:
