@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -40,6 +41,7 @@ from council.model_runner.providers.base import (
 )
 from council.schemas.codec import DecodeError, decode_event, decode_job
 from council.schemas.events import (
+    AnyEvent,
     CancelRequested,
     ModelCompleted,
     ModelCompletedData,
@@ -65,6 +67,13 @@ PULL_WAIT_S = 1.0  # one fetch's wait: how long a stopping puller may take to no
 PULL_HEARTBEAT_S = 0.4  # the server's heartbeats within a fetch tell a quiet pool from a silent server
 PULL_RETRY_BASE_S = 0.1  # a failed pull is retried after full-jitter backoff from this …
 PULL_RETRY_CAP_S = 2.0  # … to this; a consumer's leader election takes a few seconds
+OUTCOME_APPEND_S = 30.0  # how long a started/completed/failed append is retried before the job is requeued
+DELTA_ACKS_S = 1.0  # how long a finished generation waits for its deltas' acks
+REQUEUE_DELAY_S = 5.0  # a job the log could not take comes back after this (a nak), not after ack_wait
+
+
+class LogUnavailable(Exception):
+    """An event could not be appended within ``OUTCOME_APPEND_S``: the job goes back to the queue."""
 
 
 class RunnerStalled(Exception):
@@ -76,6 +85,14 @@ def utcnow() -> datetime:
 
 
 _monotonic = time.monotonic
+
+
+async def _settle(fate: Awaitable[None]) -> None:
+    """Ack, nak or term a job; one lost to a dropped connection means a redelivery, no more."""
+    try:
+        await fate
+    except (NatsError, TimeoutError) as exc:
+        log.warning("could not settle a job: %r", exc)
 
 
 async def _dropped(sub: JetStreamContext.PullSubscription) -> None:
@@ -254,36 +271,45 @@ class Runner:
     # ---- one job ----------------------------------------------------------------------------
 
     async def _work(self, msg: Msg) -> None:
+        """Take one job to an outcome: acked once its completion or failure is in the log, nak'd
+        (back to the queue) when the log cannot take it, terminated when it cannot be read."""
         try:
             job = decode_job(msg.data)
         except DecodeError as exc:
             log.error("terminating unreadable job: %s", exc)
-            await msg.term()
+            await _settle(msg.term())
             return
         key = (job.council_id, job.stage, job.model)
-        if key in self._aborted or await self._cancelled_council(job.council_id):
-            self._aborted.pop(key, None)
-            await msg.ack()
-            return
         heartbeat = asyncio.create_task(self._heartbeat(msg))
-        call = asyncio.create_task(self._call_with_retries(job, msg.metadata.num_delivered))
-        self._active[key] = call
         try:
-            await call
-        except asyncio.CancelledError:
-            if key not in self._aborted:
-                raise  # shutting down: leave the job unacked for another runner
+            if key in self._aborted or await self._cancelled_council(job.council_id):
+                self._aborted.pop(key, None)
+                await _settle(msg.ack())
+                return
+            call = asyncio.create_task(self._call_with_retries(job, msg.metadata.num_delivered))
+            self._active[key] = call
+            try:
+                await call
+            except asyncio.CancelledError:
+                if key not in self._aborted:
+                    raise  # shutting down: leave the job unacked for another runner
+        except (LogUnavailable, NatsError, TimeoutError) as exc:
+            log.warning("job %s goes back to the queue: the log is unavailable: %r", job.job_id, exc)
+            await _settle(msg.nak(delay=REQUEUE_DELAY_S))
+            return
         finally:
             heartbeat.cancel()
             self._active.pop(key, None)
             self._aborted.pop(key, None)
-        await msg.ack()
+        await _settle(msg.ack())
 
     async def _heartbeat(self, msg: Msg) -> None:
+        """Keep a long job from redelivery; a beat lost to a reconnect is made up by the next."""
         interval = max(self._settings.runner.ack_wait_s / 3, 0.5)
         while True:
             await asyncio.sleep(interval)
-            await msg.in_progress()
+            with contextlib.suppress(NatsError, TimeoutError):
+                await msg.in_progress()
 
     async def _cancelled_council(self, council_id: str) -> bool:
         if council_id in self._cancelled:
@@ -313,6 +339,13 @@ class Runner:
                     return
                 r = self._settings.runner
                 await asyncio.sleep(backoff_s(retry, err.retry_after_s, self._rng, r.retry_base_s, r.retry_cap_s))
+            except (LogUnavailable, NatsError, TimeoutError):
+                raise
+            except Exception as exc:  # a bug must not leave the member without an outcome
+                log.exception("job %s attempt %d failed inside the runner", job.job_id, attempt)
+                reason = f"the runner hit an unexpected {type(exc).__name__}; see its log"
+                await self._failed(job, attempt, ProviderError("internal", reason), retrying=False)
+                return
 
     async def _failed(self, job: Job, attempt: int, err: ProviderError, *, retrying: bool) -> None:
         data = ModelFailedData(
@@ -325,7 +358,23 @@ class Runner:
             status_code=err.status_code,
         )
         msg_id = f"{job.job_id}:a{attempt}:failed" if retrying else f"{job.job_id}:failed"
-        await append(self._top.js, ModelFailed(council_id=job.council_id, ts=iso(self._clock()), data=data), msg_id)
+        await self._append(ModelFailed(council_id=job.council_id, ts=iso(self._clock()), data=data), msg_id)
+
+    async def _append(self, event: AnyEvent, msg_id: str) -> None:
+        """Append an event the council waits for, retrying through a leader change or a
+        reconnect (its ``Nats-Msg-Id`` absorbs a repeat); raise ``LogUnavailable`` past
+        ``OUTCOME_APPEND_S``."""
+        deadline = _monotonic() + OUTCOME_APPEND_S
+        for retry in itertools.count(1):
+            try:
+                await append(self._top.js, event, msg_id)
+                return
+            except (NatsError, TimeoutError) as exc:
+                if _monotonic() >= deadline:
+                    raise LogUnavailable(f"{msg_id} not appended within {OUTCOME_APPEND_S:g}s: {exc!r}") from exc
+                if retry == 1:
+                    log.warning("%s: append failed, retrying: %r", msg_id, exc)
+                await asyncio.sleep(backoff_s(retry, None, self._rng, PULL_RETRY_BASE_S, PULL_RETRY_CAP_S))
 
     def _spec(self, job: Job) -> tuple[ModelSpec, Provider]:
         try:
@@ -342,10 +391,8 @@ class Runner:
         js, cid = self._top.js, job.council_id
         async with self._model_slots[spec.id]:
             started = ModelStartedData(stage=job.stage, model=job.model, attempt=attempt, job_id=job.job_id)
-            await append(
-                js,
-                ModelStarted(council_id=cid, ts=iso(self._clock()), data=started),
-                f"{job.job_id}:a{attempt}:started",
+            await self._append(
+                ModelStarted(council_id=cid, ts=iso(self._clock()), data=started), f"{job.job_id}:a{attempt}:started"
             )
             loop = asyncio.get_running_loop()
             t0 = loop.time()
@@ -355,6 +402,7 @@ class Runner:
             ttft: float | None = None
             report: UsageReport | None = None
             finish: str | None = None
+            lost: list[BaseException] = []  # deltas are for watching live; the completion has it all
 
             async def flush() -> None:
                 text = buffer.take()
@@ -364,7 +412,12 @@ class Runner:
                     stage=job.stage, model=job.model, attempt=attempt, text=text, token_count=buffer.total_tokens
                 )
                 event = ModelDelta(council_id=cid, ts=iso(self._clock()), data=data)
-                await deltas.append(event)
+                try:
+                    await deltas.append(event)
+                except (NatsError, TimeoutError) as exc:
+                    if not lost:
+                        log.warning("%s attempt %d: a delta was not appended: %r", job.job_id, attempt, exc)
+                    lost.append(exc)
 
             # A token's delta goes out without waiting for the previous one's ack.
             async with Pipeline(js) as deltas:
@@ -380,7 +433,7 @@ class Runner:
                     elif isinstance(item, Finish):
                         finish = item.reason
                 await flush()
-                await deltas.confirm()  # every delta is in the log before the completion
+                await self._confirm_deltas(deltas, job, attempt)
             done = ModelCompletedData(
                 stage=job.stage,
                 model=job.model,
@@ -392,9 +445,17 @@ class Runner:
                 token_count=buffer.total_tokens,
                 finish_reason=finish,
             )
-            await append(
-                js, ModelCompleted(council_id=cid, ts=iso(self._clock()), data=done), f"{job.job_id}:completed"
-            )
+            await self._append(ModelCompleted(council_id=cid, ts=iso(self._clock()), data=done), f"{job.job_id}:completed")
+
+    async def _confirm_deltas(self, deltas: Pipeline, job: Job, attempt: int) -> None:
+        """Wait briefly for the deltas' acks, never for ever: one connection keeps the log in
+        publish order whether or not an ack comes back, and after a reconnect the acks of what
+        was in flight never will. The completion carries the whole text either way."""
+        try:
+            async with asyncio.timeout(DELTA_ACKS_S):
+                await deltas.confirm()
+        except (NatsError, TimeoutError) as exc:
+            log.warning("%s attempt %d: delta acks lost (%r); completing with the full text", job.job_id, attempt, exc)
 
     async def _timed(
         self,
@@ -416,7 +477,7 @@ class Runner:
                 async for item in stream:
                     await queue.put(item)
                 await queue.put(_END)
-            except ProviderError as err:
+            except Exception as err:  # a provider's bug ends the call at once, not at a timeout
                 await queue.put(err)
 
         producer = asyncio.create_task(pump())
@@ -440,7 +501,7 @@ class Runner:
                     raise _timeout(spec, seen_text, loop.time() - start >= t.total_s) from None
                 if item is _END:
                     return
-                if isinstance(item, ProviderError):
+                if isinstance(item, Exception):
                     raise item
                 assert isinstance(item, TextDelta | UsageReport | Finish)
                 if isinstance(item, TextDelta):
