@@ -25,9 +25,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import FetchTimeoutError
 
-from council.common.eventlog import Pipeline, append, last_seq_of
+from council.common.eventlog import Pipeline, append, last_seq_of, read_events
 from council.common.jetstream import Topology
-from council.common.settings import ModelSpec, Settings
+from council.common.settings import ModelSpec, RunnerSettings, Settings
 from council.deliberation.clock import iso
 from council.model_runner.health import HealthServer, PullHealth, health_app
 from council.model_runner.metering import DeltaBuffer, backoff_s, usage_of
@@ -55,9 +55,9 @@ from council.schemas.events import (
 )
 from council.schemas.ids import slug
 from council.schemas.jobs import Job
-from council.schemas.subjects import JOBS_STREAM, log_filter_for_type, pool_filter
+from council.schemas.subjects import JOBS_STREAM, event_subject, log_filter_for_type, pool_filter
 
-__all__ = ["Runner", "RunnerStalled"]
+__all__ = ["Runner", "RunnerStalled", "job_consumer_config"]
 
 log = logging.getLogger("council.runner")
 
@@ -85,6 +85,16 @@ def utcnow() -> datetime:
 
 
 _monotonic = time.monotonic
+
+
+def job_consumer_config(pool: str, runner: RunnerSettings) -> ConsumerConfig:
+    """The durable consumer every runner of ``pool`` shares (created by whichever starts first)."""
+    return ConsumerConfig(
+        durable_name=f"runner-{pool}",
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=runner.ack_wait_s,
+        max_ack_pending=10_000,
+    )
 
 
 async def _settle(fate: Awaitable[None]) -> None:
@@ -124,6 +134,7 @@ class Runner:
         self._aborted: OrderedDict[tuple[str, int, str], None] = OrderedDict()
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._requeue = False  # past the drain grace: a cancelled job goes back to the queue
         r = settings.runner
         self.health = PullHealth(self._pools, r.pull_stalled_s, r.pull_give_up_s, _monotonic())
 
@@ -151,20 +162,35 @@ class Runner:
             halt.set()
             stopping.cancel()
             self.health.draining = True
-            for task in pullers:
+            # Each puller ends after the fetch it is in (a job that brings is handed straight back).
+            _, late = await asyncio.wait(pullers, timeout=PULL_WAIT_S + 0.5)
+            for task in late:
                 task.cancel()
             outcomes = await asyncio.gather(*pullers, return_exceptions=True)
+            await self._drain()
             for watch in watches:
-                await watch.unsubscribe()
-            # In-flight jobs are not acked: JetStream hands them to another runner.
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+                with contextlib.suppress(NatsError):
+                    await watch.unsubscribe()
             if server is not None:
                 await server.stop()
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
                 raise outcome
+
+    async def _drain(self) -> None:
+        """Let the jobs in flight finish within ``drain_grace_s``; hand the rest back to the queue
+        (a nak: another runner takes them at once, not after ``ack_wait``)."""
+        if not self._tasks:
+            return
+        grace = self._settings.runner.drain_grace_s
+        log.info("draining: %d jobs in flight, waiting up to %gs", len(self._tasks), grace)
+        _, unfinished = await asyncio.wait(set(self._tasks), timeout=grace)
+        if unfinished:
+            log.warning("drain grace over: handing %d jobs back to the queue", len(unfinished))
+            self._requeue = True
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
 
     async def _pull(self, pool: str, halt: asyncio.Event) -> None:
         """Pull one pool's jobs for good: a failed pull is retried with backoff on a fresh
@@ -201,6 +227,10 @@ class Runner:
                     raise
                 self.health.pulled(pool, _monotonic())
                 failures = 0
+                if halt.is_set():  # stopping: another runner can start on it now
+                    self._slots.release()
+                    await _settle(msgs[0].nak())
+                    break
                 task = asyncio.create_task(self._work(msgs[0]))
                 self._tasks.add(task)
                 task.add_done_callback(self._done)
@@ -209,14 +239,10 @@ class Runner:
                 await _dropped(sub)
 
     async def _subscribe(self, pool: str) -> JetStreamContext.PullSubscription:
-        durable = f"runner-{pool}"
-        config = ConsumerConfig(
-            durable_name=durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self._settings.runner.ack_wait_s,
-            max_ack_pending=10_000,
+        config = job_consumer_config(pool, self._settings.runner)
+        return await self._top.js.pull_subscribe(
+            pool_filter(pool), durable=config.durable_name, stream=JOBS_STREAM, config=config
         )
-        return await self._top.js.pull_subscribe(pool_filter(pool), durable=durable, stream=JOBS_STREAM, config=config)
 
     async def _take_slot(self, pool: str) -> None:
         """Wait for a free slot; meanwhile the pool counts as busy, not as stalled."""
@@ -280,19 +306,25 @@ class Runner:
             await _settle(msg.term())
             return
         key = (job.council_id, job.stage, job.model)
+        delivery = msg.metadata.num_delivered
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
             if key in self._aborted or await self._cancelled_council(job.council_id):
                 self._aborted.pop(key, None)
                 await _settle(msg.ack())
                 return
-            call = asyncio.create_task(self._call_with_retries(job, msg.metadata.num_delivered))
+            if delivery > 1 and await self._outcome_in_log(job):
+                log.info("job %s: delivery %d, but its outcome is in the log already", job.job_id, delivery)
+                await _settle(msg.ack())
+                return
+            call = asyncio.create_task(self._call_with_retries(job, delivery))
             self._active[key] = call
-            try:
-                await call
-            except asyncio.CancelledError:
-                if key not in self._aborted:
-                    raise  # shutting down: leave the job unacked for another runner
+            await call
+        except asyncio.CancelledError:
+            if key not in self._aborted:  # shutting down, not a cancel or skip of this member
+                if self._requeue:
+                    await _settle(msg.nak())
+                raise  # within the grace nobody cancels: this is the end of the process
         except (LogUnavailable, NatsError, TimeoutError) as exc:
             log.warning("job %s goes back to the queue: the log is unavailable: %r", job.job_id, exc)
             await _settle(msg.nak(delay=REQUEUE_DELAY_S))
@@ -318,6 +350,22 @@ class Runner:
             return False
         self._remember_cancelled(council_id)
         return True
+
+    async def _outcome_in_log(self, job: Job) -> bool:
+        """Whether an earlier delivery already ended this member's turn (its ack was lost):
+        a completion, a final failure or a skip of (stage, member) in the log."""
+        js, cid = self._top.js, job.council_id
+        for kind in ("model.completed", "model.failed", "model.skipped"):
+            if await last_seq_of(js, cid, kind) is None:  # one cheap lookup, usually the answer
+                continue
+            for event in await read_events(js, event_subject(cid, kind)):
+                if not isinstance(event, ModelCompleted | ModelFailed | ModelSkipped):
+                    continue
+                if event.data.stage != job.stage or event.data.model != job.model:
+                    continue
+                if not (isinstance(event, ModelFailed) and event.data.retrying):
+                    return True
+        return False
 
     def _remember_cancelled(self, council_id: str) -> None:
         self._cancelled[council_id] = None
