@@ -19,11 +19,12 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
+import msgspec
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
-from nats.js.errors import FetchTimeoutError
+from nats.js.errors import FetchTimeoutError, NotFoundError
 
 from council.common.eventlog import Pipeline, append, last_seq_of, read_events
 from council.common.jetstream import Topology
@@ -57,7 +58,7 @@ from council.schemas.ids import slug
 from council.schemas.jobs import Job
 from council.schemas.subjects import JOBS_STREAM, event_subject, log_filter_for_type, pool_filter
 
-__all__ = ["Runner", "RunnerStalled", "job_consumer_config"]
+__all__ = ["Runner", "RunnerStalled", "job_consumer_config", "max_deliveries_subject"]
 
 log = logging.getLogger("council.runner")
 
@@ -93,8 +94,24 @@ def job_consumer_config(pool: str, runner: RunnerSettings) -> ConsumerConfig:
         durable_name=f"runner-{pool}",
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=runner.ack_wait_s,
+        max_deliver=runner.max_deliver,
         max_ack_pending=10_000,
     )
+
+
+def max_deliveries_subject(pool: str) -> str:
+    """Where the server announces a job of ``pool`` that has used up its deliveries."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.runner-{pool}"
+
+
+class _MaxDeliveries(msgspec.Struct, frozen=True):
+    """The server's ``io.nats.jetstream.advisory.v1.max_deliver`` advisory (the fields we use)."""
+
+    stream_seq: int
+    deliveries: int
+
+
+_max_deliveries = msgspec.json.Decoder(_MaxDeliveries)
 
 
 async def _settle(fate: Awaitable[None]) -> None:
@@ -146,6 +163,8 @@ class Runner:
         watches = [
             await nc.subscribe(log_filter_for_type("council.cancel_requested"), cb=self._on_control),
             await nc.subscribe(log_filter_for_type("model.skipped"), cb=self._on_control),
+            # Before the first pull: the server tells of an exhausted job when a runner next pulls.
+            *[await nc.subscribe(max_deliveries_subject(pool), cb=self._on_exhausted) for pool in self._pools],
         ]
         server = None
         if self._settings.runner.health_port:
@@ -294,6 +313,31 @@ class Runner:
             if task is not None:
                 task.cancel()
 
+    async def _on_exhausted(self, msg: Msg) -> None:
+        """A job used up ``max_deliver`` with no outcome (its runners died or stopped mid-call):
+        give the member its final ``model.failed`` so the stage can go on, and drop the job."""
+        try:
+            advisory = _max_deliveries.decode(msg.data)
+            stored = await self._top.js.get_msg(JOBS_STREAM, advisory.stream_seq)
+            job = decode_job(stored.data or b"")
+        except NotFoundError:
+            return  # another runner of the pool handled it first
+        except (msgspec.DecodeError, NatsError, TimeoutError) as exc:
+            log.error("could not handle an exhausted job: %r", exc)
+            return
+        err = ProviderError(
+            "internal", f"no outcome after {advisory.deliveries} deliveries: its runners stopped or crashed mid-call"
+        )
+        try:
+            await self._failed(job, advisory.deliveries * self._settings.runner.max_attempts, err, retrying=False)
+            await self._top.js.delete_msg(JOBS_STREAM, advisory.stream_seq)
+        except NotFoundError:
+            pass
+        except (LogUnavailable, NatsError, TimeoutError) as exc:
+            log.error("job %s: exhausted, and its failure could not be recorded: %r", job.job_id, exc)
+            return
+        log.warning("job %s: gave up after %d deliveries", job.job_id, advisory.deliveries)
+
     # ---- one job ----------------------------------------------------------------------------
 
     async def _work(self, msg: Msg) -> None:
@@ -323,7 +367,7 @@ class Runner:
         except asyncio.CancelledError:
             if key not in self._aborted:  # shutting down, not a cancel or skip of this member
                 if self._requeue:
-                    await _settle(msg.nak())
+                    await self._hand_back(msg, job, delivery)
                 raise  # within the grace nobody cancels: this is the end of the process
         except (LogUnavailable, NatsError, TimeoutError) as exc:
             log.warning("job %s goes back to the queue: the log is unavailable: %r", job.job_id, exc)
@@ -333,6 +377,20 @@ class Runner:
             heartbeat.cancel()
             self._active.pop(key, None)
             self._aborted.pop(key, None)
+        await _settle(msg.ack())
+
+    async def _hand_back(self, msg: Msg, job: Job, delivery: int) -> None:
+        """Back to the queue at once, unless this was the job's last delivery: then its final failure."""
+        if delivery < self._settings.runner.max_deliver:
+            await _settle(msg.nak())
+            return
+        err = ProviderError("internal", f"the runner stopped mid-call on the last of {delivery} deliveries")
+        try:
+            await self._failed(job, delivery * self._settings.runner.max_attempts, err, retrying=False)
+        except (LogUnavailable, NatsError, TimeoutError) as exc:
+            log.error("job %s: its final failure could not be recorded: %r", job.job_id, exc)
+            await _settle(msg.nak())  # the server announces it as exhausted; a runner records it then
+            return
         await _settle(msg.ack())
 
     async def _heartbeat(self, msg: Msg) -> None:
