@@ -94,6 +94,7 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     delta_max_tokens: int = 32
     ack_wait_s: float = 30.0
     max_attempts: int = 3  # per delivered job: the first call plus retries of retryable failures
+    max_deliver: int = 5  # deliveries of a job (runners dying or draining mid-call); then its final model.failed
     retry_base_s: float = 0.5  # exponential backoff with full jitter: base × 2^(retry-1), capped
     retry_cap_s: float = 20.0
     # Supervision of the job pullers: a pool that has not pulled for `pull_stalled_s` makes
@@ -103,6 +104,7 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     pull_give_up_s: float = 60.0
     health_port: int = 0  # /health and /ready on this port (COUNCIL_RUNNER_HEALTH_PORT overrides); 0: off
     health_host: str = "0.0.0.0"  # probes come from outside the pod
+    drain_grace_s: float = 20.0  # on SIGTERM, jobs in flight get this long to finish, then go back to the queue
 
 
 class StageDeadline(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -211,6 +213,10 @@ def _check(settings: Settings) -> Settings:
 def _check_runner(runner: RunnerSettings) -> None:
     if not 0 <= runner.health_port <= 65_535:
         raise ConfigError("runner.health_port: must be a port number (0 turns the endpoint off)")
+    if runner.max_deliver < 1:
+        raise ConfigError("runner.max_deliver: must be at least 1")
+    if runner.drain_grace_s < 0:
+        raise ConfigError("runner.drain_grace_s: must not be negative (0 hands jobs in flight back at once)")
     if runner.pull_stalled_s < 2:
         raise ConfigError("runner.pull_stalled_s: must be at least 2 (a pull waits up to a second)")
     if runner.pull_give_up_s < runner.pull_stalled_s:

@@ -31,6 +31,8 @@ def test_a_health_port_from_the_env_that_is_not_a_number_is_refused(raw: str) ->
     ("table", "field"),
     [
         ("health_port = 70000", "runner.health_port"),
+        ("drain_grace_s = -1", "runner.drain_grace_s"),
+        ("max_deliver = 0", "runner.max_deliver"),
         ("pull_stalled_s = 1", "runner.pull_stalled_s"),
         ("pull_stalled_s = 30\npull_give_up_s = 20", "runner.pull_give_up_s"),
     ],

@@ -1,0 +1,84 @@
+"""Every job gets an outcome: through a reconnect that loses the delta acks, and through a bug."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from council.common.embedded import EmbeddedNats
+from council.common.jetstream import Topology, connect, ensure_topology
+from council.common.settings import ModelSpec
+from council.model_runner.providers.base import StreamItem
+from council.schemas.events import ModelCompleted, ModelDelta, ModelFailed, ModelStarted
+from council.schemas.jobs import Job
+from council.schemas.subjects import JOBS_STREAM
+from tests.fakes.providers import FakeProviderServer
+from tests.integration.jobs import a_job, events_until, fake_settings, publish_job, runner_running
+
+TOKENS = ["tick "] * 60  # three seconds at 50 ms a token
+
+
+async def test_a_generation_whose_delta_acks_were_lost_finishes_in_its_first_attempt(
+    fake_openai: FakeProviderServer, tmp_path: Path
+) -> None:
+    server = EmbeddedNats(tmp_path / "nats").start()
+    fake_openai.script("alpha", tokens=TOKENS, token_delay_s=0.05)
+    settings = fake_settings(server.url, fake_openai, ["alpha"], ack_wait_s=3.0, delta_window_ms=20)
+    nc = await connect(server.url, "test")
+    try:
+        topology = await ensure_topology(nc)
+        async with runner_running(topology, settings, fake_openai.env):
+            job = await publish_job(topology.js, settings, a_job(settings, "alpha"))
+            await events_until(topology.js, job.council_id, lambda es: any(isinstance(e, ModelDelta) for e in es))
+            assert server.process is not None
+            sent = nc.stats["out_msgs"]
+            server.process.send_signal(signal.SIGSTOP)  # what is published now is never read, never acked
+            async with asyncio.timeout(10):
+                while nc.stats["out_msgs"] < sent + 3:
+                    await asyncio.sleep(0.01)
+            server.kill()
+            server = EmbeddedNats(server.store_dir, port=server.port).start()  # same store, same address
+            events = await events_until(
+                topology.js,
+                job.council_id,
+                lambda es: any(isinstance(e, ModelCompleted) or (isinstance(e, ModelFailed) and not e.data.retrying)
+                               for e in es),
+                timeout=60,
+            )
+    finally:
+        await nc.close()
+        server.stop()
+    assert [e.data.attempt for e in events if isinstance(e, ModelStarted)] == [1]  # not redone after ack_wait
+    assert not [e for e in events if isinstance(e, ModelFailed)]
+    (completed,) = [e for e in events if isinstance(e, ModelCompleted)]
+    assert completed.data.attempt == 1 and completed.data.text == "".join(TOKENS)
+    assert len(fake_openai.requests_for("alpha")) == 1
+
+
+class BrokenProvider:
+    """A provider adapter with a bug: it raises what no adapter is meant to."""
+
+    async def stream(self, model: ModelSpec, job: Job) -> AsyncIterator[StreamItem]:
+        raise RuntimeError("a bug")
+        yield  # an async generator, like every adapter
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_bug_in_a_call_still_gives_the_job_an_outcome(
+    fake_openai: FakeProviderServer, topology: Topology, nats_url: str
+) -> None:
+    settings = fake_settings(nats_url, fake_openai, ["alpha"])
+    broken = {name: BrokenProvider() for name in settings.providers}
+    async with runner_running(topology, settings, providers=broken):
+        job = await publish_job(topology.js, settings, a_job(settings, "alpha"))
+        events = await events_until(topology.js, job.council_id, lambda es: any(isinstance(e, ModelFailed) for e in es))
+        async with asyncio.timeout(10):  # and the job is done with: acked, not redelivered
+            while (await topology.js.stream_info(JOBS_STREAM)).state.messages:
+                await asyncio.sleep(0.05)
+    (failed,) = [e for e in events if isinstance(e, ModelFailed)]
+    assert failed.data.kind == "internal" and not failed.data.retrying and "RuntimeError" in failed.data.message
+    assert "a bug" not in failed.data.message  # the log has the details; the public event names the kind
