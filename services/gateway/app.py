@@ -33,7 +33,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         nc = await connect(settings.nats_url, "council-gateway")
         try:
-            app.state.gateway = Gateway(await ensure_topology(nc, settings.replicas), settings)
+            app.state.gateway = Gateway(await ensure_topology(nc, settings.replicas, storage=settings.storage), settings)
             yield
         finally:
             await close_quietly(nc)

@@ -89,8 +89,8 @@ class CouncilController(Controller):
             view: CouncilResult | CouncilStatus = state.result if state.result is not None else status_view(state)
             return Response(encode(view), media_type="application/json")
         if format == "text":
-            return Response(render_text(state, gateway.names).encode(), media_type="text/plain; charset=utf-8")
-        return Response(render_markdown(state, gateway.names).encode(), media_type="text/markdown; charset=utf-8")
+            return Response(render_text(state, gateway.names).encode(), media_type="text/plain")  # Litestar adds the charset
+        return Response(render_markdown(state, gateway.names).encode(), media_type="text/markdown")
 
     @post("/{council_id:str}/cancel", status_code=202, summary="Cancel a running council")
     async def cancel(self, council_id: str, gateway: Gateway) -> CancelAccepted:

@@ -59,11 +59,11 @@ async def test_completed_council_reads_in_every_format(client: AsyncTestClient[L
     assert result["prompt"] == "Explain ownership in Rust"
     assert {"final_answer", "stage1", "stage2", "stage3", "metadata"} <= set(result)
     markdown = await client.get(f"/api/v1/council/{council_id}")
-    assert markdown.headers["content-type"].startswith("text/markdown")
+    assert markdown.headers["content-type"] == "text/markdown; charset=utf-8"
     assert "**Query:** Explain ownership in Rust" in markdown.text
     assert "Synthesized conclusion (by chairman Sage" in markdown.text
     text = await client.get(f"/api/v1/council/{council_id}", params={"format": "text"})
-    assert text.headers["content-type"].startswith("text/plain")
+    assert text.headers["content-type"] == "text/plain; charset=utf-8"
     assert "Query: Explain ownership in Rust" in text.text and "**" not in text.text
 
 
