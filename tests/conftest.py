@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -13,12 +14,15 @@ import pytest
 import uvicorn
 
 from council.common.embedded import EmbeddedNats, free_port
+from council.common.eventlog import append
 from council.common.jetstream import Topology, connect, ensure_topology
 from council.common.settings import Settings, load_settings
 from council.gateway.app import create_app
 from council.model_runner.providers import build_provider
 from council.model_runner.worker import Runner
 from council.orchestrator.service import Orchestrator
+from council.schemas.events import CouncilSubmitted, CouncilSubmittedData
+from council.schemas.ids import new_council_id
 
 pytest_plugins = ["tests.fakes.providers"]
 
@@ -104,3 +108,22 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
 async def gateway_url(settings: Settings) -> AsyncIterator[str]:
     async with serving(settings) as url:
         yield url
+
+
+def submission(settings: Settings, members: list[str] | None = None, prompt: str = "How should I learn Rust?") -> CouncilSubmitted:
+    """A ``council.submitted`` for the settings' default council, as the gateway appends it."""
+    data = CouncilSubmittedData(
+        prompt=prompt,
+        members=members or list(settings.council.members),
+        chairman=settings.council.chairman,
+        max_tokens=200,
+        temperature=0.5,
+    )
+    return CouncilSubmitted(council_id=new_council_id(datetime.now(UTC)), ts="2026-11-20T10:00:00.000Z", data=data)
+
+
+async def submit_council(topology: Topology, settings: Settings, members: list[str] | None = None) -> str:
+    """Append a new council to the log straight away (no gateway) and return its id."""
+    event = submission(settings, members)
+    await append(topology.js, event, f"{event.council_id}:submitted")
+    return event.council_id

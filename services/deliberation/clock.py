@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["iso", "millis_between", "parse_iso"]
+__all__ = ["iso", "millis_between", "parse_iso", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """The current time, in UTC: the default clock every service is given."""
+    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from litestar.datastructures import State
 
 from council.common.eventlog import council_exists, load_snapshot, load_state
 from council.common.jetstream import Topology
 from council.common.settings import Settings
+from council.deliberation.clock import utcnow
 from council.deliberation.state import CouncilState
 from council.gateway.problems import Problem
 from council.schemas.ids import is_council_id
@@ -26,7 +27,7 @@ class Gateway:
 
     def now(self) -> datetime:
         """The current time (UTC)."""
-        return datetime.now(UTC)
+        return utcnow()
 
     @staticmethod
     def check_id(council_id: str) -> None:

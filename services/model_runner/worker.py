@@ -17,7 +17,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 from nats.aio.msg import Msg
@@ -29,7 +29,7 @@ from nats.js.errors import FetchTimeoutError, NotFoundError
 from council.common.eventlog import Pipeline, append, last_seq_of, read_events
 from council.common.jetstream import Topology
 from council.common.settings import ModelSpec, RunnerSettings, Settings
-from council.deliberation.clock import iso
+from council.deliberation.clock import iso, utcnow
 from council.model_runner.health import HealthServer, PullHealth, health_app
 from council.model_runner.metering import DeltaBuffer, backoff_s, usage_of
 from council.model_runner.providers.base import (
@@ -79,10 +79,6 @@ class LogUnavailable(Exception):
 
 class RunnerStalled(Exception):
     """A pool could not pull for ``pull_give_up_s``: the process should exit non-zero."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 _monotonic = time.monotonic

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 from nats.aio.msg import Msg
@@ -55,7 +55,7 @@ from council.common.eventlog import (
 )
 from council.common.jetstream import Backoff, Topology, is_transient
 from council.common.settings import Settings
-from council.deliberation.clock import iso
+from council.deliberation.clock import iso, utcnow
 from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState
 from council.orchestrator.domain.decide import (
@@ -96,10 +96,6 @@ SUBMITTED_FILTER = log_filter_for_type("council.submitted")
 DECISION_FILTERS = [log_filter_for_type(t) for t in EVENT_TYPES if t != "model.delta"]
 TICK_S = 1.0
 FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't trigger a rebuild
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def consumer_config(start_seq: int = 1) -> ConsumerConfig:

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import pytest
 
-from council.common.eventlog import append, load_snapshot, load_state, read_events, save_snapshot
+from council.common.eventlog import load_snapshot, load_state, read_events, save_snapshot
 from council.common.jetstream import Topology
 from council.common.settings import Settings
 from council.deliberation.fold import fold
 from council.deliberation.state import CouncilState
 from council.orchestrator.service import DURABLE
-from council.schemas.events import CouncilSubmitted, CouncilSubmittedData
-from council.schemas.ids import new_council_id
 from council.schemas.subjects import LOG_STREAM
+from tests.conftest import submit_council
 
 pytestmark = pytest.mark.usefixtures("council_services")
-
-
-async def submit(topology: Topology, settings: Settings, members: list[str] | None = None) -> str:
-    council_id = new_council_id(datetime.now(UTC))
-    data = CouncilSubmittedData(
-        prompt="How should I learn Rust?",
-        members=members or list(settings.council.members),
-        chairman=settings.council.chairman,
-        max_tokens=200,
-        temperature=0.5,
-    )
-    event = CouncilSubmitted(council_id=council_id, ts="2026-11-20T10:00:00.000Z", data=data)
-    await append(topology.js, event, f"{council_id}:submitted")
-    return council_id
 
 
 async def finished(topology: Topology, council_id: str, timeout: float = 30) -> CouncilState:
@@ -44,7 +28,7 @@ async def finished(topology: Topology, council_id: str, timeout: float = 30) -> 
 
 
 async def test_council_completes_with_every_stage(topology: Topology, settings: Settings) -> None:
-    council_id = await submit(topology, settings)
+    council_id = await submit_council(topology, settings)
     state = await finished(topology, council_id)
     assert state.status == "completed"
     assert state.result is not None
@@ -56,7 +40,7 @@ async def test_council_completes_with_every_stage(topology: Topology, settings: 
 
 
 async def test_log_holds_one_completion_per_stage_and_member(topology: Topology, settings: Settings) -> None:
-    council_id = await submit(topology, settings)
+    council_id = await submit_council(topology, settings)
     await finished(topology, council_id)
     events = await read_events(topology.js, f"council.log.{council_id}.>")
     completions = [(e.data.stage, e.data.model) for e in events if e.__struct_config__.tag == "model.completed"]  # type: ignore[attr-defined]
@@ -65,7 +49,7 @@ async def test_log_holds_one_completion_per_stage_and_member(topology: Topology,
 
 
 async def test_snapshot_plus_tail_equals_the_full_fold(topology: Topology, settings: Settings) -> None:
-    council_id = await submit(topology, settings)
+    council_id = await submit_council(topology, settings)
     await finished(topology, council_id)
     async with asyncio.timeout(10):
         while (final := await load_snapshot(topology.views, council_id)) is None or not final.terminal:
@@ -80,7 +64,7 @@ async def test_snapshot_plus_tail_equals_the_full_fold(topology: Topology, setti
 
 
 async def test_snapshots_only_move_forward(topology: Topology, settings: Settings) -> None:
-    council_id = await submit(topology, settings)
+    council_id = await submit_council(topology, settings)
     await finished(topology, council_id)
     events = await read_events(topology.js, f"council.log.{council_id}.>")
     states = [fold(events[:n], council_id=council_id) for n in (len(events) // 3, len(events) // 2, len(events))]
@@ -93,7 +77,7 @@ async def test_snapshots_only_move_forward(topology: Topology, settings: Setting
 
 
 async def test_the_orchestrator_is_never_delivered_a_token_delta(topology: Topology, settings: Settings) -> None:
-    council_id = await submit(topology, settings)
+    council_id = await submit_council(topology, settings)
     await finished(topology, council_id)
     events = await read_events(topology.js, f"council.log.{council_id}.>")
     deciding = [e for e in events if e.__struct_config__.tag != "model.delta"]
@@ -107,7 +91,7 @@ async def test_the_orchestrator_is_never_delivered_a_token_delta(topology: Topol
 async def test_every_members_deltas_are_in_order_and_before_its_completion(
     topology: Topology, settings: Settings
 ) -> None:
-    council_id = await submit(topology, settings)
+    council_id = await submit_council(topology, settings)
     await finished(topology, council_id)
     events = await read_events(topology.js, f"council.log.{council_id}.>")
     counts: dict[tuple[int, str], list[int]] = {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -25,10 +24,8 @@ from council.model_runner.providers import build_provider
 from council.model_runner.worker import Runner
 from council.orchestrator.service import DURABLE, Orchestrator, SupervisionError
 from council.schemas.codec import decode_as
-from council.schemas.events import CouncilSubmitted, CouncilSubmittedData
-from council.schemas.ids import new_council_id
 from council.schemas.subjects import LOG_STREAM, VIEWS_BUCKET
-from tests.conftest import fast_settings
+from tests.conftest import fast_settings, submission
 from tests.integration.nats_cluster import NatsCluster
 
 
@@ -49,15 +46,8 @@ async def deliberating(topology: Topology, settings: Settings) -> AsyncIterator[
 
 
 async def submit(topology: Topology, settings: Settings) -> str:
-    council_id = new_council_id(datetime.now(UTC))
-    data = CouncilSubmittedData(
-        prompt="Which is better, tabs or spaces?",
-        members=list(settings.council.members),
-        chairman=settings.council.chairman,
-        max_tokens=100,
-        temperature=0.5,
-    )
-    event = CouncilSubmitted(council_id=council_id, ts="2026-11-20T10:00:00.000Z", data=data)
+    event = submission(settings, prompt="Which is better, tabs or spaces?")
+    council_id = event.council_id
     async with asyncio.timeout(20):
         while True:
             try:  # as a gateway would, again while the log's leader is being elected (the msg id dedupes)

@@ -8,30 +8,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from council.common.eventlog import append, last_seq_of, load_state
+from council.common.eventlog import last_seq_of, load_state
 from council.common.jetstream import Topology
 from council.common.settings import Settings
 from council.deliberation.state import CouncilState
 from council.orchestrator.service import DURABLE, MAX_DELIVER
-from council.schemas.events import CouncilSubmitted, CouncilSubmittedData
 from council.schemas.ids import new_council_id
 from council.schemas.subjects import LOG_STREAM, event_subject
+from tests.conftest import submit_council
 
 pytestmark = pytest.mark.usefixtures("council_services")
-
-
-async def submit(topology: Topology, settings: Settings, members: list[str] | None = None) -> str:
-    council_id = new_council_id(datetime.now(UTC))
-    data = CouncilSubmittedData(
-        prompt="Is a hot dog a sandwich?",
-        members=members or list(settings.council.members),
-        chairman=settings.council.chairman,
-        max_tokens=100,
-        temperature=0.5,
-    )
-    event = CouncilSubmitted(council_id=council_id, ts="2026-11-20T10:00:00.000Z", data=data)
-    await append(topology.js, event, f"{council_id}:submitted")
-    return council_id
 
 
 async def ended(topology: Topology, council_id: str, timeout: float = 30) -> CouncilState:
@@ -59,7 +45,7 @@ async def test_an_unreadable_log_message_is_terminated_and_the_log_moves_on(
     unknown = await topology.js.publish(
         event_subject(council_id, "council.started"), b'{"v":1,"type":"council.started","council_id":"x"}'
     )
-    after = await submit(topology, settings)
+    after = await submit_council(topology, settings)
     assert (await ended(topology, after)).status == "completed"
     await settled_past(topology, max(garbage.seq, unknown.seq))
     assert (await topology.js.consumer_info(LOG_STREAM, DURABLE)).config.max_deliver == MAX_DELIVER
@@ -70,12 +56,12 @@ async def test_a_council_whose_events_the_orchestrator_cannot_handle_fails_as_in
 ) -> None:
     # A member the orchestrator's catalogue does not know (the gateway's may differ mid-deploy):
     # dispatching its job raises on every delivery.
-    poisoned = await submit(topology, settings, members=["ghost/unknown-model"])
+    poisoned = await submit_council(topology, settings, members=["ghost/unknown-model"])
     state = await ended(topology, poisoned)
     assert (state.status, state.failure_kind) == ("failed", "internal")
     assert "KeyError" in (state.failure or "") and "ghost/unknown-model" in (state.failure or "")
     failed_seq = await last_seq_of(topology.js, poisoned, "council.failed")
     assert failed_seq is not None
     await settled_past(topology, failed_seq)
-    after = await submit(topology, settings)
+    after = await submit_council(topology, settings)
     assert (await ended(topology, after)).status == "completed"
