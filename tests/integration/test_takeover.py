@@ -1,18 +1,21 @@
 """Takeover reads what is running, not what the log has kept.
 
 Two real nats-servers, one whose log holds 10 finished councils and one whose log holds 10,000.
-On each, an orchestrator hands over (releases its lease) while a council runs, and a second one
-takes over and acts on it. The takeover times are compared with each other in the same run.
+On each, an orchestrator hands over (releases its lease) while a council runs, and a second one,
+on a connection of its own, takes over and acts on it. What the second one had to read — the
+messages its connection received — is compared between the two logs: reading the history would
+cost the long one at least 20,000 more.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+from nats.aio.client import Client
 
 from council.common.embedded import EmbeddedNats
 from council.common.eventlog import Pipeline, append, last_seq_of, mark_index_complete
@@ -32,7 +35,7 @@ from council.schemas.subjects import LOG_STREAM
 from tests.conftest import fast_settings
 
 TS = "2026-11-20T10:00:00.000Z"
-TAKEOVERS = 3  # per log; the fastest of them is compared, as the least disturbed by the machine
+FINISHED = 10_000  # councils in the long history: 20,000 events
 
 
 def submitted(council_id: str, settings: Settings) -> CouncilSubmitted:
@@ -62,14 +65,19 @@ async def a_log_of_finished_councils(topology: Topology, settings: Settings, cou
 
 
 @asynccontextmanager
-async def leading(topology: Topology, settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
+async def leading(url: str, settings: Settings) -> AsyncIterator[tuple[asyncio.Task[None], Client]]:
+    """An orchestrator on a connection of its own; yields its task and that connection."""
+    nc = await connect(url, "leader")
     stop = asyncio.Event()
-    task = asyncio.create_task(Orchestrator(topology, settings).run(stop))
     try:
-        yield task
+        task = asyncio.create_task(Orchestrator(await ensure_topology(nc), settings).run(stop))
+        try:
+            yield task, nc
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=15)  # it releases the lease on the way out
     finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=15)  # it releases the lease on the way out
+        await nc.close()
 
 
 async def until_logged(topology: Topology, council_id: str, event_type: str, task: asyncio.Task[None]) -> None:
@@ -79,36 +87,32 @@ async def until_logged(topology: Topology, council_id: str, event_type: str, tas
             await asyncio.sleep(0.005)
 
 
-async def takeover_s(topology: Topology, settings: Settings) -> float:
-    """How long a new leader takes to act on a running council once the old one has handed over."""
-    council_id = new_council_id(datetime.now(UTC))
-    async with leading(topology, settings) as first:  # no runner: the council stays in stage 1
-        await append(topology.js, submitted(council_id, settings), f"{council_id}:submitted")
-        await until_logged(topology, council_id, "stage.started", first)
-    cancel = CancelRequested(council_id=council_id, ts=TS, data=CancelRequestedData(reason="takeover"))
-    await append(topology.js, cancel, f"{council_id}:cancel")
-    started = time.perf_counter()
-    async with leading(topology, settings) as second:
-        await until_logged(topology, council_id, "council.cancelled", second)
-        return time.perf_counter() - started
-
-
-async def fastest_takeover_s(url: str, finished: int) -> float:
+async def messages_read_in_takeover(url: str, finished: int) -> int:
+    """How many messages a new leader receives until it has acted on a council the old one ran."""
     settings = fast_settings(url)
     nc = await connect(url, "takeover")
     try:
         topology = await ensure_topology(nc)
         await a_log_of_finished_councils(topology, settings, finished)
-        return min([await takeover_s(topology, settings) for _ in range(TAKEOVERS)])
+        council_id = new_council_id(datetime.now(UTC))
+        async with leading(url, settings) as (first, _):  # no runner: the council stays in stage 1
+            await append(topology.js, submitted(council_id, settings), f"{council_id}:submitted")
+            await until_logged(topology, council_id, "stage.started", first)
+        cancel = CancelRequested(council_id=council_id, ts=TS, data=CancelRequestedData(reason="takeover"))
+        await append(topology.js, cancel, f"{council_id}:cancel")
+        async with leading(url, settings) as (second, connection):
+            await until_logged(topology, council_id, "council.cancelled", second)
+            return int(connection.stats["in_msgs"])
     finally:
         await nc.close()
 
 
-async def test_takeover_time_does_not_grow_with_the_history_in_the_log(nats_url: str, tmp_path: Path) -> None:
+async def test_takeover_reads_the_same_whatever_the_history_in_the_log(nats_url: str, tmp_path: Path) -> None:
     long_history = EmbeddedNats(tmp_path / "long-history").start()
     try:
-        short = await fastest_takeover_s(nats_url, 10)
-        long = await fastest_takeover_s(long_history.url, 10_000)
+        short = await messages_read_in_takeover(nats_url, 10)
+        long = await messages_read_in_takeover(long_history.url, FINISHED)
     finally:
         long_history.stop()
-    assert long / short < 3, f"takeover took {short:.3f}s over 10 finished councils, {long:.3f}s over 10,000"
+    # Lease renewals and idle fetches vary a little with how long the takeover took.
+    assert long < short + 200, f"a takeover read {short} messages over 10 finished councils, {long} over {FINISHED}"
