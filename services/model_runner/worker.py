@@ -359,6 +359,8 @@ class Runner:
                 return
             call = asyncio.create_task(self._call_with_retries(job, delivery))
             self._active[key] = call
+            if key in self._aborted:  # the skip or cancel came while the checks above awaited
+                call.cancel()
             await call
         except asyncio.CancelledError:
             if key not in self._aborted:  # shutting down, not a cancel or skip of this member

@@ -1,19 +1,31 @@
-"""Every job gets an outcome: through a reconnect that loses the delta acks, and through a bug."""
+"""Every job gets an outcome: through a reconnect that loses the delta acks, through a bug, and
+through a skip that arrives while the runner is still looking the job over."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from council.common.embedded import EmbeddedNats
+from council.common.eventlog import append, read_events
 from council.common.jetstream import Topology, connect, ensure_topology
-from council.common.settings import ModelSpec
-from council.model_runner.providers.base import StreamItem
-from council.schemas.events import ModelCompleted, ModelDelta, ModelFailed, ModelStarted
+from council.common.settings import ModelSpec, Settings
+from council.deliberation.clock import iso, utcnow
+from council.model_runner.providers import build_provider
+from council.model_runner.providers.base import Provider, StreamItem
+from council.model_runner.worker import Runner
+from council.schemas.events import (
+    ModelCompleted,
+    ModelDelta,
+    ModelFailed,
+    ModelSkipped,
+    ModelSkippedData,
+    ModelStarted,
+)
 from council.schemas.jobs import Job
-from council.schemas.subjects import JOBS_STREAM
+from council.schemas.subjects import JOBS_STREAM, council_filter
 from tests.fakes.providers import FakeProviderServer
 from tests.integration.jobs import a_job, events_until, fake_settings, publish_job, runner_running
 
@@ -43,8 +55,9 @@ async def test_a_generation_whose_delta_acks_were_lost_finishes_in_its_first_att
             events = await events_until(
                 topology.js,
                 job.council_id,
-                lambda es: any(isinstance(e, ModelCompleted) or (isinstance(e, ModelFailed) and not e.data.retrying)
-                               for e in es),
+                lambda es: any(
+                    isinstance(e, ModelCompleted) or (isinstance(e, ModelFailed) and not e.data.retrying) for e in es
+                ),
                 timeout=60,
             )
     finally:
@@ -82,3 +95,50 @@ async def test_a_bug_in_a_call_still_gives_the_job_an_outcome(
     (failed,) = [e for e in events if isinstance(e, ModelFailed)]
     assert failed.data.kind == "internal" and not failed.data.retrying and "RuntimeError" in failed.data.message
     assert "a bug" not in failed.data.message  # the log has the details; the public event names the kind
+
+
+class SkippedWhileChecking(Runner):
+    """A runner whose look-up of a cancel waits until the member's skip has reached it: the
+    skip lands in the moment between taking a job and starting its call."""
+
+    def __init__(self, topology: Topology, settings: Settings, providers: Mapping[str, Provider]) -> None:
+        super().__init__(topology, settings, providers)
+        self.checking = asyncio.Event()
+
+    async def _cancelled_council(self, council_id: str) -> bool:
+        self.checking.set()
+        async with asyncio.timeout(10):
+            while not self._aborted:
+                await asyncio.sleep(0.01)
+        return await super()._cancelled_council(council_id)
+
+
+async def test_a_skip_that_lands_while_a_job_is_being_taken_stops_its_call(
+    fake_openai: FakeProviderServer, topology: Topology, nats_url: str
+) -> None:
+    fake_openai.script("alpha", tokens=TOKENS, token_delay_s=0.05)
+    settings = fake_settings(nats_url, fake_openai, ["alpha"])
+    providers = {name: build_provider(spec, fake_openai.env) for name, spec in settings.providers.items()}
+    runner = SkippedWhileChecking(topology, settings, providers)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        job = await publish_job(topology.js, settings, a_job(settings, "alpha"))
+        await asyncio.wait_for(runner.checking.wait(), timeout=10)
+        skip = ModelSkipped(
+            council_id=job.council_id,
+            ts=iso(utcnow()),
+            data=ModelSkippedData(stage=1, model="alpha", reason="deadline"),
+        )
+        await append(topology.js, skip, f"{job.job_id}:skipped")
+        async with asyncio.timeout(10):  # the job is settled without a call
+            while (await topology.js.stream_info(JOBS_STREAM)).state.messages:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+        for provider in providers.values():
+            await provider.aclose()
+    events = await read_events(topology.js, council_filter(job.council_id))
+    assert not [e for e in events if isinstance(e, ModelStarted | ModelCompleted)]
+    assert fake_openai.requests_for("alpha") == []
