@@ -6,6 +6,8 @@ The gateway is stateless: it validates, appends commands and answers reads from 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -14,7 +16,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
-from council.common.jetstream import close_quietly, connect, ensure_topology
+from council.common.jetstream import Backoff, close_quietly, connect, ensure_topology
 from council.common.settings import Settings
 from council.gateway.catalogue import CatalogueController
 from council.gateway.context import Gateway, provide_gateway
@@ -25,18 +27,54 @@ from council.gateway.problems import EXCEPTION_HANDLERS
 
 __all__ = ["create_app"]
 
+log = logging.getLogger("council.gateway")
+
+STARTUP_WAIT_S = 5.0  # how long start-up waits for NATS before serving /health (and 503s) without it
+
+
+async def _connect(app: Litestar, settings: Settings) -> None:
+    """Connect and ensure the topology, again with backoff until NATS is there."""
+    backoff = Backoff(0.2, 5.0)
+    while True:
+        try:
+            nc = await connect(settings.nats_url, "council-gateway")
+        except Exception as exc:  # nats-py raises OSError, NoServersError or a timeout on a first connect
+            delay = backoff.next_delay()
+            if backoff.failures == 1 or backoff.failures % 20 == 0:
+                log.warning("NATS at %s not reachable (%s); retrying", settings.nats_url, type(exc).__name__)
+            await asyncio.sleep(delay)
+            continue
+        try:
+            topology = await ensure_topology(nc, settings.replicas, storage=settings.storage)
+        except asyncio.CancelledError:
+            await close_quietly(nc)
+            raise
+        except Exception as exc:  # JetStream not there in time: start over, /ready tells the operator
+            await close_quietly(nc)
+            log.error("could not ensure the JetStream topology (%s: %s); retrying", type(exc).__name__, exc)
+            await asyncio.sleep(backoff.next_delay())
+            continue
+        app.state.gateway = Gateway(topology, settings)
+        log.info("gateway connected to NATS")
+        return
+
 
 def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHandler] | None = None) -> Litestar:
-    """The gateway for ``settings``; its lifespan connects to NATS and ensures the streams and buckets."""
+    """The gateway for ``settings``; its lifespan connects to NATS (in the background, until it
+    answers) and ensures the streams and buckets."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        nc = await connect(settings.nats_url, "council-gateway")
+        app.state.gateway = None  # until NATS answers, every route but /health is a 503
+        connecting = asyncio.create_task(_connect(app, settings))
+        await asyncio.wait([connecting], timeout=STARTUP_WAIT_S)  # usually ready before the first request
         try:
-            app.state.gateway = Gateway(await ensure_topology(nc, settings.replicas, storage=settings.storage), settings)
             yield
         finally:
-            await close_quietly(nc)
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+            if app.state.gateway is not None:
+                await close_quietly(app.state.gateway.topology.nc)
 
     return Litestar(
         route_handlers=[

@@ -70,6 +70,8 @@ class Gateway:
 
 
 def provide_gateway(state: State) -> Gateway:
-    """The Gateway the app's lifespan put in its state."""
-    gateway: Gateway = state.gateway
+    """The Gateway the app's lifespan put in its state; 503 while NATS has not answered yet."""
+    gateway: Gateway | None = state.gateway
+    if gateway is None:
+        raise Problem(503, "not-ready", "Not ready", "not connected to NATS yet; retry shortly")
     return gateway

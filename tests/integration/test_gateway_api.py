@@ -176,3 +176,28 @@ async def test_requests_while_nats_is_down_get_a_503_problem(tmp_path: Path) -> 
             assert (await client.get("/health")).status_code == 200
     finally:
         server.stop()
+
+
+async def test_a_gateway_started_before_nats_is_alive_at_once_and_ready_once_nats_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from council.common.embedded import EmbeddedNats, free_port
+    from council.gateway import app as gateway_app
+    from tests.conftest import fast_settings
+
+    monkeypatch.setattr(gateway_app, "STARTUP_WAIT_S", 0.2)
+    port = free_port()
+    async with AsyncTestClient(app=create_app(fast_settings(f"nats://127.0.0.1:{port}"))) as client:
+        assert (await client.get("/health")).status_code == 200
+        for response in (await client.get("/ready"), await client.post(QUERY, json={"prompt": "anyone there?"})):
+            assert response.status_code == 503
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert "NATS" in response.json()["detail"]
+        server = EmbeddedNats(tmp_path / "nats", port=port).start()
+        try:
+            async with asyncio.timeout(20):
+                while (await client.get("/ready")).status_code != 200:
+                    await asyncio.sleep(0.1)
+            assert (await client.post(QUERY, json={"prompt": "anyone there?"})).status_code == 202
+        finally:
+            server.stop()
