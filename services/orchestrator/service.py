@@ -95,6 +95,9 @@ MAX_REASON_CHARS = 500
 SUBMITTED_FILTER = log_filter_for_type("council.submitted")
 DECISION_FILTERS = [log_filter_for_type(t) for t in EVENT_TYPES if t != "model.delta"]
 TICK_S = 1.0
+# A delivery lost in flight (its consumer's leader changed while it was on the wire) comes back
+# only after this; repeats are harmless (the fold skips a seq it has seen), a stalled council is not.
+ACK_WAIT_S = 10.0
 FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't trigger a rebuild
 
 
@@ -106,7 +109,7 @@ def consumer_config(start_seq: int = 1) -> ConsumerConfig:
         deliver_policy=DeliverPolicy.ALL if start_seq <= 1 else DeliverPolicy.BY_START_SEQUENCE,
         opt_start_seq=None if start_seq <= 1 else start_seq,
         ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=30.0,
+        ack_wait=ACK_WAIT_S,
         max_ack_pending=20_000,
         max_deliver=MAX_DELIVER,  # nothing is retried for ever, nor pins the ack floor for ever
     )

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from nats.js.errors import NotFoundError
 
-from council.common.eventlog import append, load_state
+from council.common.eventlog import append, load_state, read_events
 from council.common.jetstream import Topology, connect, ensure_topology, is_transient
 from council.common.settings import Settings
 from council.deliberation.state import CouncilState
@@ -24,7 +24,7 @@ from council.model_runner.providers import build_provider
 from council.model_runner.worker import Runner
 from council.orchestrator.service import DURABLE, Orchestrator, SupervisionError
 from council.schemas.codec import decode_as
-from council.schemas.subjects import LOG_STREAM, VIEWS_BUCKET
+from council.schemas.subjects import LOG_STREAM, VIEWS_BUCKET, council_filter
 from tests.conftest import fast_settings, submission
 from tests.integration.nats_cluster import NatsCluster
 
@@ -74,6 +74,17 @@ async def reached(
             if state is not None and (state.terminal if terminal else state.status != "queued"):
                 return state
             await asyncio.sleep(0.1)
+
+
+async def stuck(topology: Topology, council_id: str) -> str:
+    """What a council that never ended holds, and where the orchestrator's consumer stands."""
+    events = await read_events(topology.js, council_filter(council_id))
+    info = await topology.js.consumer_info(LOG_STREAM, DURABLE)
+    held = ", ".join(f"{e.seq} {e.__struct_config__.tag}" for e in events if e.__struct_config__.tag != "model.delta")
+    return (
+        f"{council_id} never ended; its log: {held}; the orchestrator's consumer: "
+        f"{info.num_ack_pending} unacked, {info.num_redelivered} redelivered, {info.num_pending} pending"
+    )
 
 
 async def consumer_exists(topology: Topology) -> bool:
@@ -167,7 +178,10 @@ async def test_councils_complete_across_leader_elections(cluster: NatsCluster) -
                 await step_down(topology, api)
                 councils.append(await submit(topology, settings))
             for council_id in councils:
-                state = await reached(topology, council_id, orchestrator, timeout=60)
+                try:
+                    state = await reached(topology, council_id, orchestrator, timeout=60)
+                except TimeoutError:
+                    raise AssertionError(await stuck(topology, council_id)) from None
                 assert state.status == "completed", state.failure
             assert not orchestrator.done()
     finally:
