@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -19,7 +23,7 @@ from litestar.types import ControllerRouterHandler
 from council.common.jetstream import Backoff, close_quietly, connect, ensure_topology
 from council.common.settings import Settings
 from council.gateway.catalogue import CatalogueController
-from council.gateway.context import Gateway, provide_gateway
+from council.gateway.context import Gateway, Lifecycle, provide_gateway
 from council.gateway.councils import CouncilController
 from council.gateway.events import CouncilEventsController
 from council.gateway.health import HealthController
@@ -32,7 +36,29 @@ log = logging.getLogger("council.gateway")
 STARTUP_WAIT_S = 5.0  # how long start-up waits for NATS before serving /health (and 503s) without it
 
 
-async def _connect(app: Litestar, settings: Settings) -> None:
+def _note_stop_signals(lifecycle: Lifecycle) -> None:
+    """Chain onto the server's SIGTERM and SIGINT handlers so the gateway knows it is stopping.
+
+    uvicorn cancels the streams still open when its graceful shutdown times out; without this a
+    one-shot stream could not tell that from its client leaving, and would cancel its council.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals are the main thread's (a test client may run the app elsewhere)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(number)
+        if not callable(previous):
+            continue  # nobody handles it gracefully: the process just ends
+
+        def stopping(
+            signum: int, frame: FrameType | None, previous: Callable[[int, FrameType | None], Any] = previous
+        ) -> None:
+            lifecycle.stopping = True
+            previous(signum, frame)
+
+        signal.signal(number, stopping)
+
+
+async def _connect(app: Litestar, settings: Settings, lifecycle: Lifecycle) -> None:
     """Connect and ensure the topology, again with backoff until NATS is there."""
     backoff = Backoff(0.2, 5.0)
     while True:
@@ -54,7 +80,7 @@ async def _connect(app: Litestar, settings: Settings) -> None:
             log.error("could not ensure the JetStream topology (%s: %s); retrying", type(exc).__name__, exc)
             await asyncio.sleep(backoff.next_delay())
             continue
-        app.state.gateway = Gateway(topology, settings)
+        app.state.gateway = Gateway(topology, settings, lifecycle)
         log.info("gateway connected to NATS")
         return
 
@@ -66,7 +92,9 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.gateway = None  # until NATS answers, every route but /health is a 503
-        connecting = asyncio.create_task(_connect(app, settings))
+        lifecycle = Lifecycle()
+        _note_stop_signals(lifecycle)
+        connecting = asyncio.create_task(_connect(app, settings, lifecycle))
         await asyncio.wait([connecting], timeout=STARTUP_WAIT_S)  # usually ready before the first request
         try:
             yield

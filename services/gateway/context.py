@@ -14,15 +14,23 @@ from council.deliberation.state import CouncilState
 from council.gateway.problems import Problem
 from council.schemas.ids import is_council_id
 
-__all__ = ["Gateway", "provide_gateway"]
+__all__ = ["Gateway", "Lifecycle", "provide_gateway"]
+
+
+class Lifecycle:
+    """Whether the server has been told to stop: a stream cut then is the gateway leaving, not its client."""
+
+    def __init__(self) -> None:
+        self.stopping = False
 
 
 class Gateway:
     """The gateway's collaborators, injected into every route as ``gateway``."""
 
-    def __init__(self, topology: Topology, settings: Settings) -> None:
+    def __init__(self, topology: Topology, settings: Settings, lifecycle: Lifecycle | None = None) -> None:
         self.topology = topology
         self.settings = settings
+        self.lifecycle = lifecycle or Lifecycle()
         self.names = {m.id: m.label for m in settings.models}
 
     def now(self) -> datetime:

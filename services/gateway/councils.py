@@ -159,6 +159,8 @@ class CouncilController(Controller):
         await append(gateway.topology.js, event, f"{council_id}:submitted")
 
         async def cancel_abandoned() -> None:
+            if gateway.lifecycle.stopping:
+                return  # the gateway is leaving, not the client: it can resume from /events elsewhere
             cancel = CancelRequested(
                 council_id=council_id,
                 ts=iso(gateway.now()),

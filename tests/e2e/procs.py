@@ -87,6 +87,12 @@ class Services:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
 
+    def terminate(self, name: str, timeout: float = 30) -> int:
+        """SIGTERM, as Kubernetes stops a pod; the exit code once the process has gone."""
+        proc = self.procs.pop(name)
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=timeout)
+
     def stop_all(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from pathlib import Path
 
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from council.client import CouncilClient
 from council.common.embedded import free_port
-from tests.e2e.procs import Services, wait_status
+from tests.e2e.procs import Services, wait_status, write_config
 
 
 async def read_events(
@@ -71,6 +73,33 @@ async def test_one_shot_stream_can_leave_the_council_running(services: Services)
     assert frames[0].json()["data"]["members"] == ["simulated/atlas", "simulated/beacon"]
     final = await asyncio.to_thread(wait_status, url, council_id, {"cancelled", "completed", "failed"}, 30)
     assert final["status"] == "completed"
+
+
+async def test_one_shot_stream_outlives_its_gateway_stopping_gracefully(nats_url: str, tmp_path: Path) -> None:
+    services = Services(nats_url, write_config(tmp_path, ttft_ms=200, tps=40, tokens=200), tmp_path)
+    try:
+        first = await asyncio.to_thread(services.start_gateway, "gateway-a")
+        second = await asyncio.to_thread(services.start_gateway, "gateway-b", free_port())
+        services.start("orchestrator", "orchestrator")
+        services.start("runner", "runner")
+        frames: list[ServerSentEvent] = []
+        async with (
+            httpx.AsyncClient(base_url=first, timeout=60) as http,
+            aconnect_sse(http, "GET", "/api/v1/council/stream?prompt=Deploy+under+me") as source,
+        ):
+            try:
+                async for sse in source.aiter_sse():
+                    frames.append(sse)
+                    if len(frames) == 4:  # mid stage 1: the gateway is rolled, the client stays
+                        assert await asyncio.to_thread(services.terminate, "gateway-a") in (0, -signal.SIGTERM)
+            except httpx.TransportError:
+                pass  # the gateway closed the stream as it left
+        council_id = frames[0].json()["council_id"]
+        assert "council.completed" not in [f.event for f in frames]
+        final = await asyncio.to_thread(wait_status, second, council_id, {"cancelled", "completed", "failed"}, 90)
+        assert final["status"] == "completed"
+    finally:
+        services.stop_all()
 
 
 async def test_one_shot_stream_rejects_a_bad_query_with_a_problem(services: Services) -> None:
