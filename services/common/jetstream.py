@@ -189,11 +189,12 @@ def lease_stream_config(replicas: int) -> StreamConfig:
 
 
 async def connect(url: str, name: str) -> Client:
+    """A connection that reconnects for ever; ``url`` may list several servers, comma-separated."""
     async def on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
 
     return await nats.connect(
-        url,
+        [server.strip() for server in url.split(",") if server.strip()],  # several seed servers, any may be down
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
