@@ -39,9 +39,17 @@ def encode(value: object) -> bytes:
     return _encoder.encode(value)
 
 
+def _decode(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
+    """Decode, with JSON nested past the interpreter's recursion limit as a DecodeError like any other."""
+    try:
+        return decoder.decode(raw)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nested too deeply") from None
+
+
 def decode_event(raw: bytes, seq: int = 0) -> AnyEvent:
     """Decode a stored event; ``seq`` is its stream sequence, known only to the reader."""
-    event = _event_decoder.decode(raw)
+    event = _decode(_event_decoder, raw)
     return msgspec.structs.replace(event, seq=seq) if seq else event
 
 
@@ -52,19 +60,20 @@ def stamp_seq(raw: bytes, seq: int) -> tuple[str, bytes]:
     fraction of the cost: this is how the SSE stream relays the log. The payload is passed on as
     stored, so fields a newer writer added reach clients too; an unknown type is a DecodeError.
     """
-    envelope = _envelope_decoder.decode(raw)
+    envelope = _decode(_envelope_decoder, raw)
     if envelope.type not in _TYPES:
         raise msgspec.DecodeError(f"unknown event type {envelope.type!r}")
     return envelope.type, _encoder.encode(msgspec.structs.replace(envelope, seq=seq))
 
 
 def decode_job(raw: bytes) -> Job:
-    return _job_decoder.decode(raw)
+    return _decode(_job_decoder, raw)
 
 
 def decode_as(raw: bytes, kind: type[T]) -> T:
+    """``raw`` as a ``kind``; a DecodeError (a ValidationError when the JSON is well-formed but wrong)."""
     decoder = _decoders.get(kind)
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind)
-    result: T = decoder.decode(raw)
+    result: T = _decode(decoder, raw)
     return result

@@ -27,7 +27,7 @@ from council.gateway.context import Gateway, Lifecycle, provide_gateway
 from council.gateway.councils import CouncilController
 from council.gateway.events import CouncilEventsController
 from council.gateway.health import HealthController
-from council.gateway.problems import EXCEPTION_HANDLERS
+from council.gateway.problems import EXCEPTION_HANDLERS, html_errors_as_problems
 
 __all__ = ["create_app"]
 
@@ -114,6 +114,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
         ],
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        after_request=html_errors_as_problems,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="council", version="0.1.0", path="/docs"),
         logging_config=None,  # the process's logging (council.bootstrap) applies as everywhere else

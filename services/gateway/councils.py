@@ -46,6 +46,8 @@ __all__ = ["CouncilController"]
 
 log = logging.getLogger("council.gateway")
 
+OPTIONAL_QUERY = ("models", "chairman", "max_tokens", "temperature")  # the one-shot stream's optional knobs
+
 
 class CouncilController(Controller):
     """/api/v1/council: a council's lifecycle, from submission to its rendered result."""
@@ -135,6 +137,7 @@ class CouncilController(Controller):
     @get("/stream", summary="Start a council and stream it in one request (SSE)")
     async def stream_new_council(
         self,
+        request: Request[Any, Any, Any],
         gateway: Gateway,
         prompt: str,
         models: str | None = Parameter(default=None, description="comma-separated member ids"),
@@ -145,6 +148,9 @@ class CouncilController(Controller):
         cancel_on_disconnect: bool = True,
     ) -> Stream:
         """Submit a council from query parameters and stream its events; by default leaving cancels it."""
+        for name in OPTIONAL_QUERY:  # Litestar reads `null` as "not given": it is a mistake, not a default
+            if request.query_params.get(name) == "null":
+                raise Problem(400, "invalid-request", "Invalid request", f"{name}=null: leave {name} out for its default")
         query = QueryRequest(
             prompt=prompt,
             models=[m.strip() for m in models.split(",") if m.strip()] if models is not None else None,

@@ -66,11 +66,14 @@ class CouncilEventsController(Controller):
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int:
     raw = last_event_id if last_event_id is not None else (str(after) if after is not None else "0")
-    if not (raw.isascii() and raw.strip().isdigit() and int(raw) < 2**63):
+    digits = raw.strip()
+    # A seq is below 2**63 (19 digits): the length check comes first, before int() can refuse it.
+    if not (raw.isascii() and digits.isdigit() and len(digits) <= 19 and int(digits) < 2**63):
+        shown = repr(raw) if len(raw) <= 40 else f"{raw[:40]!r}… ({len(raw)} characters)"
         raise Problem(
             400,
             "invalid-resume-point",
             "Invalid resume point",
-            f"Last-Event-ID/after must be a seq number, got {raw!r}",
+            f"Last-Event-ID/after must be a seq number, got {shown}",
         )
-    return int(raw)
+    return int(digits)

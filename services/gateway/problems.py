@@ -6,11 +6,11 @@ import logging
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from nats.errors import Error as NatsError
 
-__all__ = ["EXCEPTION_HANDLERS", "Problem"]
+__all__ = ["EXCEPTION_HANDLERS", "Problem", "html_errors_as_problems"]
 
 log = logging.getLogger("council.gateway")
 
@@ -36,17 +36,27 @@ class ProblemBody(msgspec.Struct, frozen=True, kw_only=True):
     instance: str
 
 
+SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}
+
+
 def _response(
-    request: Request[Any, Any, Any], status: int, slug: str, title: str, detail: str, **extra: object
+    request: Request[Any, Any, Any],
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> Response[Any]:
     body = msgspec.structs.asdict(
         ProblemBody(type=TYPE_BASE + slug, title=title, status=status, detail=detail, instance=request.url.path)
     )
-    return Response(content={**body, **extra}, status_code=status, media_type=PROBLEM_JSON)
+    return Response(content={**body, **(extra or {})}, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
-    return _response(request, exc.status, exc.slug, exc.title, exc.detail, **exc.extra)
+    return _response(request, exc.status, exc.slug, exc.title, exc.detail, extra=exc.extra)
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -59,10 +69,19 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}.get(
-        exc.status_code, "http-error"
-    )
-    return _response(request, exc.status_code, slug, exc.detail or "Error", exc.detail or "Error")
+    slug = SLUGS.get(exc.status_code, "http-error")
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}  # RFC 9110 wants it on a 405
+    return _response(request, exc.status_code, slug, exc.detail or "Error", exc.detail or "Error", headers=headers)
+
+
+async def html_errors_as_problems(response: Response[Any]) -> Response[Any]:
+    """An error page a route of the framework renders as HTML (e.g. a 404 under /docs), as a problem."""
+    status = response.status_code or 200
+    if status < 400 or response.media_type != MediaType.HTML:
+        return response
+    title = "Not Found" if status == 404 else "Error"
+    body = {"type": TYPE_BASE + SLUGS.get(status, "http-error"), "title": title, "status": status, "detail": title}
+    return Response(content=body, status_code=status, media_type=PROBLEM_JSON)
 
 
 def _log_unavailable(request: Request[Any, Any, Any], exc: NatsError) -> Response[Any]:

@@ -25,9 +25,23 @@ def parse_query(body: bytes) -> QueryRequest:
     try:
         return decode_as(body, QueryRequest)
     except msgspec.ValidationError as exc:
-        raise _invalid(str(exc)) from None
+        return _with_whole_numbers(body, exc)
     except msgspec.DecodeError as exc:
         raise Problem(400, "invalid-json", "Malformed request body", f"the body is not valid JSON: {exc}") from None
+
+
+def _with_whole_numbers(body: bytes, refused: msgspec.ValidationError) -> QueryRequest:
+    """``max_tokens: 6613.0`` is an integer to JSON Schema (and to JavaScript): accept it as one."""
+    try:
+        fields = decode_as(body, object)
+    except msgspec.DecodeError:  # the typed decode stopped before the JSON's fault
+        raise _invalid(str(refused)) from None
+    if isinstance(fields, dict) and isinstance(value := fields.get("max_tokens"), float) and value.is_integer():
+        try:
+            return msgspec.convert({**fields, "max_tokens": int(value)}, QueryRequest)
+        except msgspec.ValidationError:
+            pass  # something else is wrong too: report what the typed decode found
+    raise _invalid(str(refused)) from None
 
 
 def validate_query(query: QueryRequest, settings: Settings) -> CouncilSubmittedData:
