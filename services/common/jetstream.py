@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_S = 15 * 60.0
 LOG_MAX_AGE_S = 30 * 24 * 3600.0
+JOBS_MAX_AGE_S = 24 * 3600.0  # a job outlives its council's stage deadlines by far; one this old serves nobody
 IDEMPOTENCY_TTL_S = 24 * 3600.0
 STARTUP_DEADLINE_S = 120.0  # a cluster forming after a full restart elects its leaders well within this
 
@@ -151,12 +152,14 @@ def log_stream_config(replicas: int, max_bytes: int = StorageSettings().log_max_
 
 
 def jobs_stream_config(replicas: int) -> StreamConfig:
+    """The work queue: a job leaves when a runner acks it, or at ``JOBS_MAX_AGE_S`` if none ever does."""
     return StreamConfig(
         name=JOBS_STREAM,
         subjects=[f"{JOBS_ROOT}.>"],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         num_replicas=replicas,
+        max_age=JOBS_MAX_AGE_S,
         duplicate_window=DUPLICATE_WINDOW_S,
     )
 

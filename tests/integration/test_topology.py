@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType
 
-from council.common.jetstream import DUPLICATE_WINDOW_S, LOG_MAX_AGE_S, Topology, connect, ensure_topology
+from council.common.jetstream import (
+    DUPLICATE_WINDOW_S,
+    IDEMPOTENCY_TTL_S,
+    JOBS_MAX_AGE_S,
+    LOG_MAX_AGE_S,
+    Topology,
+    connect,
+    ensure_topology,
+)
 from council.common.settings import StorageSettings
 from council.schemas.subjects import (
     ACTIVE_STREAM,
@@ -43,6 +51,9 @@ async def test_every_stream_and_bucket_is_bounded(topology: Topology) -> None:
     assert log.discard == DiscardPolicy.OLD  # a full log drops its oldest events, never a new append
     views = await topology.views.status()
     assert views.ttl == StorageSettings().snapshot_max_age_days * 24 * 3600
+    jobs = (await topology.js.stream_info(JOBS_STREAM)).config
+    assert jobs.max_age == JOBS_MAX_AGE_S  # a job for a pool nobody serves does not wait for ever
+    assert (await topology.idempotency.status()).ttl == IDEMPOTENCY_TTL_S
 
 
 async def test_storage_limits_come_from_the_configuration(nats_url: str) -> None:
