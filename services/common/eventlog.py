@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 import msgspec
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
@@ -167,6 +169,15 @@ class Cursor:
         self._js = js
         self._sub = sub
         self._first = sub._consumer  # an ordered consumer gets a new name when it resets
+        _open.add(self)
+
+    async def resume(self) -> None:
+        """Make the server-side cursor again from the next seq: after a reconnect it may be gone
+        (a restarted server, a lost node), and nats-py would notice only after two missed
+        heartbeats (10 s)."""
+        jsi = self._sub._sub._jsi
+        if jsi is not None and jsi._ordered:
+            await jsi.reset_ordered_consumer(jsi._sseq + 1)
 
     async def batch(self, wait_s: float | None) -> list[Msg]:
         """The next message (raising ``TimeoutError`` after ``wait_s``) and all that arrived behind it."""
@@ -199,6 +210,7 @@ class Cursor:
 
     async def close(self) -> None:
         """Unsubscribe and delete the consumer(s) now rather than leave them to expire."""
+        _open.discard(self)
         try:
             await self._sub.unsubscribe()
         except NatsError as exc:
@@ -208,6 +220,20 @@ class Cursor:
                 await self._js.delete_consumer(LOG_STREAM, name)
             except NatsError as exc:
                 log.debug("consumer %s already gone: %s", name, exc)
+
+
+_open: weakref.WeakSet[Cursor] = weakref.WeakSet()
+
+
+async def resume_cursors(nc: Client) -> int:
+    """Resume every open cursor on ``nc`` (call it when ``nc`` has reconnected); how many."""
+    cursors = [cursor for cursor in list(_open) if cursor._js._nc is nc]
+    for cursor in cursors:
+        try:
+            await cursor.resume()
+        except NatsError as exc:  # nats-py's heartbeat check still resets it later
+            log.debug("could not resume a cursor: %r", exc)
+    return len(cursors)
 
 
 async def open_cursor(

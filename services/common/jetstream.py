@@ -191,10 +191,17 @@ def lease_stream_config(replicas: int) -> StreamConfig:
     )
 
 
-async def connect(url: str, name: str) -> Client:
-    """A connection that reconnects for ever; ``url`` may list several servers, comma-separated."""
+async def connect(url: str, name: str, reconnected: Callable[[], Awaitable[None]] | None = None) -> Client:
+    """A connection that reconnects for ever (calling ``reconnected`` each time); ``url`` may
+    list several servers, comma-separated."""
+
     async def on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
+
+    async def on_reconnect() -> None:
+        log.info("nats: reconnected")
+        if reconnected is not None:
+            await reconnected()
 
     return await nats.connect(
         [server.strip() for server in url.split(",") if server.strip()],  # several seed servers, any may be down
@@ -202,6 +209,7 @@ async def connect(url: str, name: str) -> Client:
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         error_cb=on_error,
+        reconnected_cb=on_reconnect,
     )
 
 

@@ -20,6 +20,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from council.common.eventlog import resume_cursors
 from council.common.jetstream import Backoff, close_quietly, connect, ensure_topology
 from council.common.settings import Settings
 from council.gateway.catalogue import CatalogueController
@@ -61,9 +62,14 @@ def _note_stop_signals(lifecycle: Lifecycle) -> None:
 async def _connect(app: Litestar, settings: Settings, lifecycle: Lifecycle) -> None:
     """Connect and ensure the topology, again with backoff until NATS is there."""
     backoff = Backoff(0.2, 5.0)
+
+    async def reconnected() -> None:  # live streams resume at once, not after two missed heartbeats
+        if app.state.gateway is not None and (count := await resume_cursors(app.state.gateway.topology.nc)):
+            log.info("resumed %d live stream(s) after a reconnect", count)
+
     while True:
         try:
-            nc = await connect(settings.nats_url, "council-gateway")
+            nc = await connect(settings.nats_url, "council-gateway", reconnected)
         except Exception as exc:  # nats-py raises OSError, NoServersError or a timeout on a first connect
             delay = backoff.next_delay()
             if backoff.failures == 1 or backoff.failures % 20 == 0:

@@ -10,7 +10,7 @@ import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from council.client import CouncilClient
-from council.common.embedded import free_port
+from council.common.embedded import EmbeddedNats, free_port
 from tests.e2e.procs import Services, wait_status, write_config
 
 
@@ -132,3 +132,34 @@ def test_the_python_client_resumes_by_itself_when_its_gateway_dies(slow_services
         if line.startswith("id: ")
     ]
     assert seqs == whole  # no gap, no duplicate, to the terminal event
+
+
+def test_a_live_stream_resumes_at_once_when_nats_restarts_under_its_gateway(tmp_path: Path) -> None:
+    server = EmbeddedNats(tmp_path / "nats").start()
+    services = Services(server.url, write_config(tmp_path, ttft_ms=200, tps=60, tokens=50), tmp_path)
+    try:
+        url = services.start_gateway()
+        services.start("orchestrator", "orchestrator")
+        services.start("runner", "runner")
+        council_id = httpx.post(f"{url}/api/v1/council/query", json={"prompt": "Restart me"}).json()["council_id"]
+        seqs: list[int] = []
+        with httpx.stream("GET", f"{url}/api/v1/council/{council_id}/events", timeout=90) as response:
+            for line in response.iter_lines():  # one connection to the gateway throughout
+                if line.startswith("id: "):
+                    seqs.append(int(line[4:]))
+                    if len(seqs) == 20:  # mid-deliberation: the server dies and comes back on its store
+                        server.kill()
+                        server = EmbeddedNats(server.store_dir, port=server.port).start()
+                if line == "event: council.completed":
+                    break
+        whole = [
+            int(line[4:])
+            for line in httpx.get(f"{url}/api/v1/council/{council_id}/events", timeout=60).text.splitlines()
+            if line.startswith("id: ")
+        ]
+        assert seqs == whole  # no gap, no repeat, to the terminal event
+        gateway_log = (tmp_path / "gateway.log").read_text()
+        assert "resumed 1 live stream(s) after a reconnect" in gateway_log  # not left to the heartbeats
+    finally:
+        services.stop_all()
+        server.stop()
