@@ -64,14 +64,14 @@ def settings(nats_url: str) -> Settings:
 
 @asynccontextmanager
 async def running_council(
-    topology: Topology, settings: Settings, env: Mapping[str, str] | None = None
+    topology: Topology, settings: Settings, env: Mapping[str, str] | None = None, pools: list[str] | None = None
 ) -> AsyncIterator[None]:
-    """Orchestrator and one runner as tasks in this loop, stopped and awaited on exit."""
+    """Orchestrator and one runner (of ``pools``, by default all) as tasks in this loop, stopped and awaited on exit."""
     stop = asyncio.Event()
     providers = {name: build_provider(spec, env or {}) for name, spec in settings.providers.items()}
     tasks = [
         asyncio.create_task(Orchestrator(topology, settings).run(stop)),
-        asyncio.create_task(Runner(topology, settings, providers).run(stop)),
+        asyncio.create_task(Runner(topology, settings, providers, pools=pools).run(stop)),
     ]
     try:
         yield

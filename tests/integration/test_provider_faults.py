@@ -341,6 +341,36 @@ async def test_without_quorum_the_stage_proceeds_at_the_hard_limit_with_whoever_
     assert state.result.metadata.stages["stage1"].duration_ms >= 2000
 
 
+async def test_a_member_whose_pool_no_runner_serves_is_skipped_at_the_deadline(
+    fake_openai: FakeProviderServer, topology: Topology, nats_url: str
+) -> None:
+    rule = StageDeadline(deadline_s=0.5, quorum=2, hard_limit_s=2.0)
+    base = council_settings(nats_url, fake_openai, stages=StageSettings(first_opinions=rule, peer_review=rule))
+    unserved = fake_openai.provider_spec()
+    settings = msgspec.structs.replace(
+        base,
+        providers={**base.providers, "nobody-runs-this": unserved},
+        models=[
+            msgspec.structs.replace(m, provider="nobody-runs-this") if m.id == "charlie" else m for m in base.models
+        ],
+    )
+    async with running_council(topology, settings, fake_openai.env, pools=[settings.pool_of("alpha")]):
+        council_id = new_council_id(datetime.now(UTC))
+        data = CouncilSubmittedData(
+            prompt="Is anyone serving charlie?",
+            members=list(settings.council.members),
+            chairman=settings.council.chairman,
+            max_tokens=200,
+            temperature=0.5,
+        )
+        await append(topology.js, CouncilSubmitted(council_id=council_id, ts=now(), data=data), f"{council_id}:s")
+        state = await finished(topology, council_id)
+    assert state.status == "completed" and state.result is not None
+    assert set(state.result.stage1.answers) == {"alpha", "bravo"}
+    assert state.result.stage1.failed == {"charlie": "skipped (deadline)"}
+    assert fake_openai.requests_for("charlie") == []
+
+
 # ---- chairman fallback ---------------------------------------------------------------------
 
 

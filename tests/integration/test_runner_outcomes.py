@@ -25,7 +25,7 @@ from council.schemas.events import (
     ModelStarted,
 )
 from council.schemas.jobs import Job
-from council.schemas.subjects import JOBS_STREAM, council_filter
+from council.schemas.subjects import JOBS_STREAM, council_filter, job_subject
 from tests.fakes.providers import FakeProviderServer
 from tests.integration.jobs import a_job, events_until, fake_settings, publish_job, runner_running
 
@@ -142,3 +142,19 @@ async def test_a_skip_that_lands_while_a_job_is_being_taken_stops_its_call(
     events = await read_events(topology.js, council_filter(job.council_id))
     assert not [e for e in events if isinstance(e, ModelStarted | ModelCompleted)]
     assert fake_openai.requests_for("alpha") == []
+
+
+async def test_an_unreadable_job_is_terminated_and_the_queue_moves_on(
+    fake_openai: FakeProviderServer, topology: Topology, nats_url: str
+) -> None:
+    settings = fake_settings(nats_url, fake_openai, ["alpha"])
+    job = a_job(settings, "alpha")
+    subject = job_subject(settings.pool_of("alpha"), job.council_id, 1, "alpha")
+    await topology.js.publish(subject, b'{"job_id": ' * 5000)  # poison: nested past any decoder's depth
+    async with runner_running(topology, settings, fake_openai.env):
+        await publish_job(topology.js, settings, job)
+        events = await events_until(topology.js, job.council_id, lambda es: any(isinstance(e, ModelCompleted) for e in es))
+        async with asyncio.timeout(10):  # the poison is gone too: terminated, never redelivered
+            while (await topology.js.stream_info(JOBS_STREAM)).state.messages:
+                await asyncio.sleep(0.05)
+    assert len([e for e in events if isinstance(e, ModelCompleted)]) == 1
