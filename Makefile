@@ -13,7 +13,7 @@ $(shell mkdir -p $(VENV) && find services schemas -type f ! -path '*__pycache__*
 	&& { cmp -s $(FILES).now $(FILES) && rm $(FILES).now || mv $(FILES).now $(FILES); })
 ARGS ?=
 
-.PHONY: up test lint typecheck unit bench install clean
+.PHONY: up test lint typecheck unit bench fuzz install clean
 
 $(STAMP): pyproject.toml $(FILES)
 	@test -n "$(PYTHON)" || { echo "council needs Python 3.11 or newer on PATH"; exit 1; }
@@ -34,6 +34,9 @@ lint: install
 
 test: lint
 	$(BIN)/pytest -q
+
+fuzz: install  # schemathesis against the OpenAPI document, longer than the run in `make test`
+	COUNCIL_FUZZ_EXAMPLES=$${COUNCIL_FUZZ_EXAMPLES:-200} $(BIN)/pytest -q tests/e2e/test_openapi_fuzz.py
 
 unit: install
 	$(BIN)/pytest -q tests/unit

@@ -28,6 +28,7 @@ from council.gateway.context import Gateway, Lifecycle, provide_gateway
 from council.gateway.councils import CouncilController
 from council.gateway.events import CouncilEventsController
 from council.gateway.health import HealthController
+from council.gateway.openapi import complete_openapi
 from council.gateway.problems import EXCEPTION_HANDLERS, html_errors_as_problems
 
 __all__ = ["create_app"]
@@ -110,7 +111,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             if app.state.gateway is not None:
                 await close_quietly(app.state.gateway.topology.nc)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             CouncilController,
             CouncilEventsController,
@@ -125,3 +126,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
         openapi_config=OpenAPIConfig(title="council", version="0.1.0", path="/docs"),
         logging_config=None,  # the process's logging (council.bootstrap) applies as everywhere else
     )
+    # The document is built once and cached by the plugin; served from then on as completed here.
+    plugin: Any = app.plugins.get("OpenAPIPlugin")
+    plugin._openapi_schema = complete_openapi(app.openapi_schema.to_schema(), settings)
+    return app
