@@ -55,6 +55,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="warning",
         timeout_graceful_shutdown=5,
+        http="council.gateway.protocol:ProblemHttpProtocol",  # its own 400s as problem+json too
     )
     return 0
 

@@ -1,4 +1,6 @@
-"""ASGI entry point for uvicorn: ``uvicorn --factory council.gateway.asgi:app_factory --workers N``."""
+"""ASGI entry point for uvicorn: ``uvicorn --factory council.gateway.asgi:app_factory --workers N``
+(add ``--http council.gateway.protocol:ProblemHttpProtocol`` for problem+json protocol errors, as
+``council gateway`` does)."""
 
 from __future__ import annotations
 
