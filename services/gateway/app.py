@@ -10,8 +10,8 @@ import asyncio
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 from typing import Any
 
@@ -38,26 +38,34 @@ log = logging.getLogger("council.gateway")
 STARTUP_WAIT_S = 5.0  # how long start-up waits for NATS before serving /health (and 503s) without it
 
 
-def _note_stop_signals(lifecycle: Lifecycle) -> None:
-    """Chain onto the server's SIGTERM and SIGINT handlers so the gateway knows it is stopping.
+@contextmanager
+def _noting_stop_signals(lifecycle: Lifecycle) -> Iterator[None]:
+    """Chain onto the server's SIGTERM and SIGINT handlers so the gateway knows it is stopping;
+    put them back after.
 
     uvicorn cancels the streams still open when its graceful shutdown times out; without this a
     one-shot stream could not tell that from its client leaving, and would cancel its council.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return  # signals are the main thread's (a test client may run the app elsewhere)
-    for number in (signal.SIGTERM, signal.SIGINT):
-        previous = signal.getsignal(number)
-        if not callable(previous):
-            continue  # nobody handles it gracefully: the process just ends
+    chained: dict[int, Callable[[int, FrameType | None], Any]] = {}
+    if threading.current_thread() is threading.main_thread():  # signals are the main thread's
+        for number in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(number)
+            if not callable(previous):
+                continue  # nobody handles it gracefully: the process just ends
 
-        def stopping(
-            signum: int, frame: FrameType | None, previous: Callable[[int, FrameType | None], Any] = previous
-        ) -> None:
-            lifecycle.stopping = True
-            previous(signum, frame)
+            def stopping(
+                signum: int, frame: FrameType | None, previous: Callable[[int, FrameType | None], Any] = previous
+            ) -> None:
+                lifecycle.stopping = True
+                previous(signum, frame)
 
-        signal.signal(number, stopping)
+            signal.signal(number, stopping)
+            chained[number] = previous
+    try:
+        yield
+    finally:
+        for chained_number, handler in chained.items():
+            signal.signal(chained_number, handler)
 
 
 async def _connect(app: Litestar, settings: Settings, lifecycle: Lifecycle) -> None:
@@ -100,11 +108,11 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.gateway = None  # until NATS answers, every route but /health is a 503
         lifecycle = Lifecycle()
-        _note_stop_signals(lifecycle)
         connecting = asyncio.create_task(_connect(app, settings, lifecycle))
         await asyncio.wait([connecting], timeout=STARTUP_WAIT_S)  # usually ready before the first request
         try:
-            yield
+            with _noting_stop_signals(lifecycle):
+                yield
         finally:
             connecting.cancel()
             await asyncio.gather(connecting, return_exceptions=True)
