@@ -103,20 +103,29 @@ def parse_ranking(text: str, known: Sequence[str]) -> ParsedRanking:
     return ParsedRanking([], "none")
 
 
-def aggregate(candidates: Sequence[str], ballots: Iterable[tuple[Sequence[str], int]]) -> list[AggregateEntry]:
-    """Rank candidates from ballots of (members best first, how many answers that reviewer saw).
+def aggregate(
+    candidates: Sequence[str], ballots: Iterable[tuple[Sequence[str], Sequence[str]]]
+) -> list[AggregateEntry]:
+    """Rank candidates from ballots of (members best first, the members that reviewer was shown).
 
-    Normalised Borda: on a ballot over n answers, position i scores (n-1-i)/(n-1); a member's
-    score is the mean over the ballots that ranked it. Ties break on mean rank, then id.
+    Normalised Borda: on a ballot over n answers, position i scores (n-1-i)/(n-1); a member the
+    reviewer was shown but left out scores 0 at rank n, so a partial ranking cannot lift one
+    member by ignoring the rest. A member's score is the mean over the ballots that showed it.
+    Ties break on mean rank, then id.
     """
     scores: dict[str, list[float]] = {m: [] for m in candidates}
     ranks: dict[str, list[int]] = {m: [] for m in candidates}
     for ranking, shown in ballots:
+        count = len(shown)
         for i, member in enumerate(ranking):
             if member not in scores:
                 continue
-            scores[member].append(1.0 if shown <= 1 else (shown - 1 - i) / (shown - 1))
+            scores[member].append(1.0 if count <= 1 else (count - 1 - i) / (count - 1))
             ranks[member].append(i + 1)
+        for member in set(shown) - set(ranking):
+            if member in scores:
+                scores[member].append(0.0)
+                ranks[member].append(count)
     entries = [
         AggregateEntry(
             model=m,

@@ -279,7 +279,7 @@ def _complete_stage(ctx: _Ctx, stage: StageState) -> list[Intent]:
     if stage.stage == 2:
         if any(r not in st.ballots for r in answered):
             return []  # wait for our own review.parsed events to come back through the log
-        ballots = [(b.ranking, len(b.labels)) for b in st.ballots.values() if b.parse_ok]
+        ballots = [(b.ranking, list(b.labels.values())) for b in st.ballots.values() if b.parse_ok]
         ranking = aggregate(list(_answers(st)), ballots)
         data = StageCompletedData(stage=2, answered=answered, aggregate=ranking)
         done = StageCompleted(council_id=ctx.cid, ts=ctx.ts, data=data)

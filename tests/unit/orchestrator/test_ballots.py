@@ -253,25 +253,30 @@ def test_ranking_maps_labels_back_to_members() -> None:
 
 def test_aggregate_matches_a_hand_computed_example() -> None:
     # Each reviewer saw 3 answers: positions score 1, 0.5, 0.
-    #   reviewer a: b > c > d      reviewer b: c > a > d      reviewer c: b > a (partial)
+    #   reviewer a: b > c > d      reviewer b: c > a > d      reviewer c: b > a (partial: d left out)
     # b: 1, 1      -> borda 1.0,  mean rank 1.0, 2 votes
     # c: .5, 1     -> borda .75,  mean rank 1.5, 2 votes
     # a: .5, .5    -> borda .5,   mean rank 2.0, 2 votes
-    # d: 0, 0      -> borda 0.0,  mean rank 3.0, 2 votes
+    # d: 0, 0, 0   -> borda 0.0,  mean rank 3.0, 3 votes (left out counts as last)
     # e: no votes  -> borda 0.0,  mean rank None
-    ballots = [(["b", "c", "d"], 3), (["c", "a", "d"], 3), (["b", "a"], 3)]
+    ballots = [(["b", "c", "d"], ["b", "c", "d"]), (["c", "a", "d"], ["a", "c", "d"]), (["b", "a"], ["a", "b", "d"])]
     assert aggregate(["a", "b", "c", "d", "e"], ballots) == [
         AggregateEntry(model="b", borda=1.0, mean_rank=1.0, votes=2),
         AggregateEntry(model="c", borda=0.75, mean_rank=1.5, votes=2),
         AggregateEntry(model="a", borda=0.5, mean_rank=2.0, votes=2),
-        AggregateEntry(model="d", borda=0.0, mean_rank=3.0, votes=2),
+        AggregateEntry(model="d", borda=0.0, mean_rank=3.0, votes=3),
         AggregateEntry(model="e", borda=0.0, mean_rank=None, votes=0),
     ]
 
 
 def test_aggregate_rounds_thirds_to_four_places() -> None:
     # Over 4 answers the scores are 1, 2/3, 1/3, 0.
-    entries = {e.model: e for e in aggregate(["p", "q"], [(["p", "x", "q", "y"], 4), (["q", "p"], 4)])}
+    entries = {
+        e.model: e
+        for e in aggregate(
+            ["p", "q"], [(["p", "x", "q", "y"], ["p", "q", "x", "y"]), (["q", "p"], ["p", "q", "x", "y"])]
+        )
+    }
     assert entries["p"].borda == round((1 + 2 / 3) / 2, 4)
     assert entries["q"].borda == round((1 / 3 + 1) / 2, 4)
     assert entries["q"].mean_rank == 2.0
@@ -287,22 +292,36 @@ def test_members_nobody_ranked_get_zero_and_no_mean_rank() -> None:
 
 
 def test_a_ballot_over_one_answer_scores_it_fully() -> None:
-    [entry] = aggregate(["a"], [(["a"], 1)])
+    [entry] = aggregate(["a"], [(["a"], ["a"])])
     assert (entry.borda, entry.mean_rank, entry.votes) == (1.0, 1.0, 1)
 
 
 def test_equal_borda_breaks_on_mean_rank_before_id() -> None:
     # zeta: 2nd of 3 -> 0.5, rank 2; alpha: 3rd of 5 -> 0.5, rank 3. Same score, zeta ranked higher.
-    entries = aggregate(["alpha", "zeta"], [(["x", "zeta", "y"], 3), (["x", "y", "alpha", "z", "w"], 5)])
+    entries = aggregate(
+        ["alpha", "zeta"],
+        [(["x", "zeta", "y"], ["x", "y", "zeta"]), (["x", "y", "alpha", "z", "w"], ["alpha", "w", "x", "y", "z"])],
+    )
     assert [(e.model, e.borda, e.mean_rank) for e in entries] == [("zeta", 0.5, 2.0), ("alpha", 0.5, 3.0)]
 
 
 def test_full_ties_break_on_model_id() -> None:
-    entries = aggregate(["m/zed", "m/abe"], [(["m/zed", "m/abe"], 2), (["m/abe", "m/zed"], 2)])
+    entries = aggregate(
+        ["m/zed", "m/abe"], [(["m/zed", "m/abe"], ["m/abe", "m/zed"]), (["m/abe", "m/zed"], ["m/abe", "m/zed"])]
+    )
     assert [e.model for e in entries] == ["m/abe", "m/zed"]
     assert entries[0].borda == entries[1].borda == 0.5
 
 
+def test_a_member_left_out_of_a_partial_ranking_counts_as_last_on_that_ballot() -> None:
+    # Three members review each other; c ranks only a and leaves b out. Were that not counted,
+    # b would lead on its single vote (1.0) against everyone's 0.5.
+    ballots = [(["b", "c"], ["b", "c"]), (["c", "a"], ["a", "c"]), (["a"], ["a", "b"])]
+    entries = {e.model: e for e in aggregate(["a", "b", "c"], ballots)}
+    assert (entries["b"].borda, entries["b"].mean_rank, entries["b"].votes) == (0.5, 1.5, 2)
+    assert entries["a"].borda == entries["c"].borda == 0.5
+
+
 def test_votes_for_unknown_members_are_ignored() -> None:
-    entries = aggregate(["a"], [(["ghost", "a"], 2)])
+    entries = aggregate(["a"], [(["ghost", "a"], ["a", "ghost"])])
     assert entries == [AggregateEntry(model="a", borda=0.0, mean_rank=2.0, votes=1)]

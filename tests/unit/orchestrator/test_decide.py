@@ -258,10 +258,10 @@ def test_an_unparseable_review_is_kept_but_not_counted_in_the_aggregate() -> Non
     result = result_of(log)
     assert result.stage2.reviews[MEMBERS[0]].text == garbage
     assert result.stage2.reviews[MEMBERS[0]].parse_ok is False
-    counted = [(d.ranking, len(d.labels)) for d in parsed.values() if d.parse_ok]
+    counted = [(d.ranking, list(d.labels.values())) for d in parsed.values() if d.parse_ok]
     assert len(counted) == len(MEMBERS) - 1
     assert result.stage2.aggregate == aggregate(list(MEMBERS), counted)
-    assert sum(e.votes for e in result.stage2.aggregate) == sum(len(r) for r, _ in counted)
+    assert sum(e.votes for e in result.stage2.aggregate) == sum(len(shown) for _, shown in counted)
     [s2_done] = [e for e in of_type(log, StageCompleted) if e.data.stage == 2]
     assert s2_done.data.aggregate == result.stage2.aggregate
 
