@@ -104,14 +104,16 @@ def parse_ranking(text: str, known: Sequence[str]) -> ParsedRanking:
 
 
 def aggregate(
-    candidates: Sequence[str], ballots: Iterable[tuple[Sequence[str], Sequence[str]]]
+    candidates: Sequence[str], ballots: Iterable[tuple[Sequence[str], Sequence[str]]], council_id: str = ""
 ) -> list[AggregateEntry]:
     """Rank candidates from ballots of (members best first, the members that reviewer was shown).
 
     Normalised Borda: on a ballot over n answers, position i scores (n-1-i)/(n-1); a member the
     reviewer was shown but left out scores 0 at rank n, so a partial ranking cannot lift one
     member by ignoring the rest. A member's score is the mean over the ballots that showed it.
-    Ties break on mean rank, then id.
+    Ties break on mean rank, then on a draw seeded by ``council_id``: the same on every replay
+    of a council, and not always in favour of the alphabetically first id (the order also picks
+    the fallback chairman).
     """
     scores: dict[str, list[float]] = {m: [] for m in candidates}
     ranks: dict[str, list[int]] = {m: [] for m in candidates}
@@ -136,8 +138,15 @@ def aggregate(
         for m in candidates
     ]
     worst = float(len(candidates) + 1)
-    entries.sort(key=lambda e: (-e.borda, e.mean_rank if e.mean_rank is not None else worst, e.model))
+    entries.sort(
+        key=lambda e: (-e.borda, e.mean_rank if e.mean_rank is not None else worst, _draw(council_id, e.model))
+    )
     return entries
+
+
+def _draw(council_id: str, model: str) -> str:
+    """A tie-break for ``model`` in this council: fixed by the pair, unrelated to the id's order."""
+    return hashlib.sha256(f"{council_id}\x00{model}".encode()).hexdigest()
 
 
 def ranking_to_members(labels: Sequence[str], mapping: Mapping[str, str]) -> list[str]:

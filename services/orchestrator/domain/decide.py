@@ -280,7 +280,7 @@ def _complete_stage(ctx: _Ctx, stage: StageState) -> list[Intent]:
         if any(r not in st.ballots for r in answered):
             return []  # wait for our own review.parsed events to come back through the log
         ballots = [(b.ranking, list(b.labels.values())) for b in st.ballots.values() if b.parse_ok]
-        ranking = aggregate(list(_answers(st)), ballots)
+        ranking = aggregate(list(_answers(st)), ballots, ctx.cid)
         data = StageCompletedData(stage=2, answered=answered, aggregate=ranking)
         done = StageCompleted(council_id=ctx.cid, ts=ctx.ts, data=data)
         # The chairman's prompt needs the ranking this very decision computes, not the folded one.

@@ -260,7 +260,7 @@ def test_an_unparseable_review_is_kept_but_not_counted_in_the_aggregate() -> Non
     assert result.stage2.reviews[MEMBERS[0]].parse_ok is False
     counted = [(d.ranking, list(d.labels.values())) for d in parsed.values() if d.parse_ok]
     assert len(counted) == len(MEMBERS) - 1
-    assert result.stage2.aggregate == aggregate(list(MEMBERS), counted)
+    assert result.stage2.aggregate == aggregate(list(MEMBERS), counted, log[0].council_id)
     assert sum(e.votes for e in result.stage2.aggregate) == sum(len(shown) for _, shown in counted)
     [s2_done] = [e for e in of_type(log, StageCompleted) if e.data.stage == 2]
     assert s2_done.data.aggregate == result.stage2.aggregate
