@@ -124,8 +124,13 @@ def wait_status(url: str, council_id: str, wanted: set[str], timeout: float = 60
     deadline = time.monotonic() + timeout
     body: dict[str, object] = {}
     while time.monotonic() < deadline:
-        body = httpx.get(f"{url}/api/v1/council/{council_id}", params={"format": "json"}, timeout=5).json()
-        if body["status"] in wanted:
-            return body
+        try:  # as a client polls: a slow answer or a 503 mid leader election is asked again
+            response = httpx.get(f"{url}/api/v1/council/{council_id}", params={"format": "json"}, timeout=5)
+        except httpx.TransportError:
+            continue
+        if response.status_code == 200:
+            body = response.json()
+            if body["status"] in wanted:
+                return body
         time.sleep(0.1)
     raise AssertionError(f"{council_id} never reached {wanted}: {body}")
