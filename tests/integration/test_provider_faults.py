@@ -86,8 +86,10 @@ def council_settings(
 
 
 @asynccontextmanager
-async def council(topology: Topology, settings: Settings, server: FakeProviderServer) -> AsyncIterator[str]:
-    async with running_council(topology, settings, server.env):
+async def council(
+    topology: Topology, settings: Settings, server: FakeProviderServer, pools: list[str] | None = None
+) -> AsyncIterator[str]:
+    async with running_council(topology, settings, server.env, pools):
         council_id = new_council_id(datetime.now(UTC))
         data = CouncilSubmittedData(
             prompt="What is a monad?",
@@ -354,16 +356,7 @@ async def test_a_member_whose_pool_no_runner_serves_is_skipped_at_the_deadline(
             msgspec.structs.replace(m, provider="nobody-runs-this") if m.id == "charlie" else m for m in base.models
         ],
     )
-    async with running_council(topology, settings, fake_openai.env, pools=[settings.pool_of("alpha")]):
-        council_id = new_council_id(datetime.now(UTC))
-        data = CouncilSubmittedData(
-            prompt="Is anyone serving charlie?",
-            members=list(settings.council.members),
-            chairman=settings.council.chairman,
-            max_tokens=200,
-            temperature=0.5,
-        )
-        await append(topology.js, CouncilSubmitted(council_id=council_id, ts=now(), data=data), f"{council_id}:s")
+    async with council(topology, settings, fake_openai, pools=[settings.pool_of("alpha")]) as council_id:
         state = await finished(topology, council_id)
     assert state.status == "completed" and state.result is not None
     assert set(state.result.stage1.answers) == {"alpha", "bravo"}
