@@ -23,6 +23,7 @@ from council.model_runner.worker import Runner
 from council.orchestrator.service import Orchestrator
 from council.schemas.events import CouncilSubmitted, CouncilSubmittedData
 from council.schemas.ids import new_council_id
+from tests.integration.nats_cluster import NatsCluster
 
 pytest_plugins = ["tests.fakes.providers"]
 
@@ -127,3 +128,13 @@ async def submit_council(topology: Topology, settings: Settings, members: list[s
     event = submission(settings, members)
     await append(topology.js, event, f"{event.council_id}:submitted")
     return event.council_id
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A three-node JetStream cluster on loopback, stopped after the test."""
+    running = NatsCluster(tmp_path / "cluster").start()
+    try:
+        yield running
+    finally:
+        running.stop()

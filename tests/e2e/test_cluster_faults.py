@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,15 +27,6 @@ from tests.integration.nats_cluster import NatsCluster
 
 COUNCILS = 4
 MAX_CALLS = 2  # provider calls per (stage, member): one, and one more for a job caught by the fault
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
-    running = NatsCluster(tmp_path / "cluster").start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def stack(cluster: NatsCluster, tmp_path: Path) -> Services:

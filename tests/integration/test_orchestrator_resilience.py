@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -127,15 +126,6 @@ async def test_a_helper_task_that_dies_makes_the_orchestrator_exit_instead_of_id
             await asyncio.wait_for(Orchestrator(topology, settings).run(stop), timeout=15)
     finally:
         stop.set()
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
-    running = NatsCluster(tmp_path / "cluster").start()
-    try:
-        yield running  # type: ignore[misc]
-    finally:
-        running.stop()
 
 
 async def test_start_up_waits_for_a_forming_cluster(cluster: NatsCluster) -> None:
