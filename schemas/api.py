@@ -11,12 +11,15 @@ from council.schemas.result import CouncilResult
 
 __all__ = [
     "FORMATS",
+    "PROMPT_PREVIEW_CHARS",
     "RESET_TYPE",
     "CancelAccepted",
     "ConfigInfo",
     "CouncilError",
     "CouncilLinks",
+    "CouncilList",
     "CouncilStatus",
+    "CouncilSummary",
     "Format",
     "HealthStatus",
     "ModelInfo",
@@ -75,6 +78,28 @@ class CouncilStatus(msgspec.Struct, frozen=True, kw_only=True):
     chairman: str
     links: CouncilLinks
     error: CouncilError | None = None
+
+
+class CouncilSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One council in the history (``COUNCIL_INDEX``, written by the orchestrator as it changes)."""
+
+    council_id: str
+    prompt: str  # its first PROMPT_PREVIEW_CHARS characters
+    status: str
+    chairman: str
+    members: list[str]
+    created_at: str
+    updated_at: str
+
+
+PROMPT_PREVIEW_CHARS = 280
+
+
+class CouncilList(msgspec.Struct, frozen=True, kw_only=True):
+    """GET /api/v1/councils: a page of the history, newest first."""
+
+    councils: list[CouncilSummary]
+    next: str | None  # pass as ``before`` for the page after this one; None on the last page
 
 
 class SkipRequest(msgspec.Struct, frozen=True, kw_only=True):

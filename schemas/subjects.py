@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from council.schemas.ids import is_council_id, member_token, slug
 
 __all__ = [
@@ -9,6 +11,8 @@ __all__ = [
     "ACTIVE_ROOT",
     "ACTIVE_STREAM",
     "IDEMPOTENCY_BUCKET",
+    "INDEX_ROOT",
+    "INDEX_STREAM",
     "JOBS_ROOT",
     "JOBS_STREAM",
     "LEASE_ROOT",
@@ -20,6 +24,11 @@ __all__ = [
     "active_subject",
     "council_filter",
     "event_subject",
+    "index_day_filter",
+    "index_day_marker",
+    "index_days_filter",
+    "index_position",
+    "index_subject",
     "job_subject",
     "log_filter_for_type",
     "pool_filter",
@@ -36,6 +45,12 @@ IDEMPOTENCY_BUCKET = "COUNCIL_IDEMPOTENCY"
 ACTIVE_STREAM = "COUNCIL_ACTIVE"
 ACTIVE_ROOT = "council.active"
 ACTIVE_INDEX_COMPLETE = ACTIVE_ROOT
+# The history: one message per council (its latest summary) at ``council.index.<day>.<time>.<id>``,
+# so that a day's subjects sorted in reverse are its councils newest first, and one marker per day
+# at ``council.index.days.<day>``, so that the list finds the days without reading every council.
+INDEX_STREAM = "COUNCIL_INDEX"
+INDEX_ROOT = "council.index"
+_CREATED_AT = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})Z$")
 # Leases, one subject each, written with a per-message time-to-live (nats-server 2.11+).
 LEASE_STREAM = "COUNCIL_LEASE"
 LEASE_ROOT = "council.lease"
@@ -72,3 +87,31 @@ def log_filter_for_type(event_type: str) -> str:
 
 def pool_filter(pool: str) -> str:
     return f"{JOBS_ROOT}.{slug(pool)}.>"
+
+
+def index_position(council_id: str, created_at: str) -> str:
+    """Where a council sits in the history: ``<YYYYMMDD>.<HHMMSSmmm>.<id>``, ordered as text."""
+    found = _CREATED_AT.fullmatch(created_at)
+    if found is None:
+        raise ValueError(f"not a log timestamp: {created_at!r}")
+    year, month, day, *clock = found.groups()
+    return f"{year}{month}{day}.{''.join(clock)}.{_checked(council_id)}"
+
+
+def index_subject(position: str) -> str:
+    return f"{INDEX_ROOT}.{position}"
+
+
+def index_day_marker(position: str) -> str:
+    """The marker of the day a council (at ``position``) was created on."""
+    return f"{INDEX_ROOT}.days.{position.split('.', 1)[0]}"
+
+
+def index_days_filter() -> str:
+    return f"{INDEX_ROOT}.days.*"
+
+
+def index_day_filter(day: str) -> str:
+    if not (len(day) == 8 and day.isdigit()):
+        raise ValueError(f"not a day: {day!r}")
+    return f"{INDEX_ROOT}.{day}.*.*"

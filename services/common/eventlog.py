@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from nats.js.kv import KeyValue
 from council.deliberation.fold import fold
 from council.deliberation.snapshot import snapshot_of, state_of
 from council.deliberation.state import CouncilState
+from council.schemas.api import PROMPT_PREVIEW_CHARS, CouncilSummary
 from council.schemas.codec import decode_as, decode_event, encode
 from council.schemas.events import TERMINAL_TYPES, AnyEvent
 from council.schemas.ids import is_council_id
@@ -33,10 +35,17 @@ from council.schemas.subjects import (
     ACTIVE_INDEX_COMPLETE,
     ACTIVE_ROOT,
     ACTIVE_STREAM,
+    INDEX_ROOT,
+    INDEX_STREAM,
     LOG_STREAM,
     active_subject,
     council_filter,
     event_subject,
+    index_day_filter,
+    index_day_marker,
+    index_days_filter,
+    index_position,
+    index_subject,
 )
 
 __all__ = [
@@ -46,6 +55,7 @@ __all__ = [
     "append",
     "council_exists",
     "index_is_complete",
+    "is_history_position",
     "last_seq_of",
     "load_snapshot",
     "load_state",
@@ -54,6 +64,8 @@ __all__ = [
     "mark_index_complete",
     "open_cursor",
     "read_events",
+    "recent_councils",
+    "record_in_history",
     "save_snapshot",
     "stream_seq",
     "terminal_seq",
@@ -389,22 +401,29 @@ class _SubjectsPage(msgspec.Struct):
     error: dict[str, object] | None = None
 
 
-async def active_councils(js: JetStreamContext) -> set[str]:
-    """Every council in the index: one stream-info request per 100,000 of them."""
+async def _subjects(js: JetStreamContext, stream: str, subject_filter: str) -> set[str]:
+    """The subjects of ``stream`` matching the filter that hold a message: one request per 100,000."""
     found: set[str] = set()
     offset = 0
     while True:
-        request = msgspec.json.encode({"subjects_filter": f"{ACTIVE_ROOT}.>", "offset": offset})
+        request = msgspec.json.encode({"subjects_filter": subject_filter, "offset": offset})
         # nats-py's stream_info neither pages nor reports the total, so the API is asked directly.
-        reply = await js._nc.request(f"{js._prefix}.STREAM.INFO.{ACTIVE_STREAM}", request, timeout=js._timeout)
+        reply = await js._nc.request(f"{js._prefix}.STREAM.INFO.{stream}", request, timeout=js._timeout)
         page = msgspec.json.decode(reply.data, type=_SubjectsPage)
         if page.error is not None:
             APIError.from_error(page.error)
         names = list(page.state.subjects or {})
-        found.update(name.removeprefix(f"{ACTIVE_ROOT}.") for name in names)
+        found.update(names)
         offset += len(names)
         if not names or offset >= page.total:
-            return {council_id for council_id in found if is_council_id(council_id)}
+            return found
+
+
+async def active_councils(js: JetStreamContext) -> set[str]:
+    """Every council in the index of running councils."""
+    names = await _subjects(js, ACTIVE_STREAM, f"{ACTIVE_ROOT}.>")
+    found = {name.removeprefix(f"{ACTIVE_ROOT}.") for name in names}
+    return {council_id for council_id in found if is_council_id(council_id)}
 
 
 async def index_is_complete(js: JetStreamContext) -> bool:
@@ -418,3 +437,57 @@ async def index_is_complete(js: JetStreamContext) -> bool:
 
 async def mark_index_complete(js: JetStreamContext) -> None:
     await js.publish(ACTIVE_INDEX_COMPLETE, b"", stream=ACTIVE_STREAM)
+
+
+# ---- the history -------------------------------------------------------------------------------
+# What GET /api/v1/councils lists: the orchestrator writes a council's summary whenever its status
+# changes; a page costs the days it spans (one request each) and one read per council shown.
+
+_POSITION = re.compile(r"^[0-9]{8}\.[0-9]{9}\.council_[0-9]{8}_[0-9]{4}_[a-z0-9]{6,}$")
+
+
+def is_history_position(value: str) -> bool:
+    """Whether ``value`` is a position in the history (a page's ``next``), as ``before`` takes."""
+    return _POSITION.fullmatch(value) is not None
+
+
+async def record_in_history(js: JetStreamContext, state: CouncilState) -> None:
+    """Write the council's summary into the history (and its day's marker), as of ``state``."""
+    position = index_position(state.council_id, state.created_at)
+    summary = CouncilSummary(
+        council_id=state.council_id,
+        prompt=state.prompt[:PROMPT_PREVIEW_CHARS],
+        status=state.status,
+        chairman=state.chairman,
+        members=list(state.members),
+        created_at=state.created_at,
+        updated_at=state.updated_at or state.created_at,
+    )
+    await js.publish(index_subject(position), encode(summary), stream=INDEX_STREAM)
+    await js.publish(index_day_marker(position), b"", stream=INDEX_STREAM)
+
+
+async def recent_councils(
+    js: JetStreamContext, limit: int, before: str | None = None
+) -> tuple[list[CouncilSummary], str | None]:
+    """Up to ``limit`` councils newest first (older than position ``before``), and the next page's position."""
+    prefix = f"{INDEX_ROOT}."
+    days = sorted((name.rsplit(".", 1)[1] for name in await _subjects(js, INDEX_STREAM, index_days_filter())), reverse=True)
+    if before is not None:
+        days = [day for day in days if day <= before[:8]]
+    picked: list[str] = []
+    for day in days:
+        positions = sorted((name.removeprefix(prefix) for name in await _subjects(js, INDEX_STREAM, index_day_filter(day))), reverse=True)
+        picked += [p for p in positions if before is None or p < before][: limit + 1 - len(picked)]
+        if len(picked) > limit:
+            break
+    shown = picked[:limit]
+    messages = await asyncio.gather(*(js.get_last_msg(INDEX_STREAM, index_subject(p)) for p in shown), return_exceptions=True)
+    summaries = []
+    for message in messages:
+        if isinstance(message, NotFoundError):
+            continue  # aged out between the listing and the read
+        if isinstance(message, BaseException):
+            raise message
+        summaries.append(decode_as(message.data or b"", CouncilSummary))
+    return summaries, (shown[-1] if len(picked) > limit else None)

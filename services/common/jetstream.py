@@ -42,6 +42,8 @@ from council.schemas.subjects import (
     ACTIVE_ROOT,
     ACTIVE_STREAM,
     IDEMPOTENCY_BUCKET,
+    INDEX_ROOT,
+    INDEX_STREAM,
     JOBS_ROOT,
     JOBS_STREAM,
     LEASE_ROOT,
@@ -60,6 +62,7 @@ __all__ = [
     "close_quietly",
     "connect",
     "ensure_topology",
+    "index_stream_config",
     "is_transient",
     "jobs_stream_config",
     "lease_stream_config",
@@ -177,6 +180,20 @@ def active_stream_config(replicas: int) -> StreamConfig:
     )
 
 
+def index_stream_config(replicas: int, max_age_days: float = StorageSettings().snapshot_max_age_days) -> StreamConfig:
+    """The history: each council's latest summary, kept as long as its snapshot."""
+    return StreamConfig(
+        name=INDEX_STREAM,
+        description="the history of councils (latest summary each, one marker per day); GET /api/v1/councils reads it",
+        subjects=[f"{INDEX_ROOT}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        max_msgs_per_subject=1,
+        max_age=max_age_days * 24 * 3600,
+    )
+
+
 def lease_stream_config(replicas: int) -> StreamConfig:
     """Leases: the latest write per subject, expired by the server (per-message TTL, 2.11+)."""
     return StreamConfig(
@@ -273,6 +290,7 @@ async def _ensure_all(nc: Client, replicas: int, storage: StorageSettings) -> To
     await _ensure_stream(js, jobs_stream_config(replicas))
     await _ensure_stream(js, active_stream_config(replicas))
     await _ensure_stream(js, lease_stream_config(replicas))
+    await _ensure_stream(js, index_stream_config(replicas, storage.snapshot_max_age_days))
     views = await _ensure_kv(
         js,
         KeyValueConfig(

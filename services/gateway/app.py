@@ -28,6 +28,7 @@ from council.gateway.context import Gateway, Lifecycle, provide_gateway
 from council.gateway.councils import CouncilController
 from council.gateway.events import CouncilEventsController
 from council.gateway.health import HealthController
+from council.gateway.history import HistoryController
 from council.gateway.openapi import complete_openapi
 from council.gateway.problems import EXCEPTION_HANDLERS, html_errors_as_problems
 
@@ -125,6 +126,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             CouncilEventsController,
             CatalogueController,
             HealthController,
+            HistoryController,
             *(extra_routes or ()),
         ],
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},

@@ -50,6 +50,7 @@ from council.common.eventlog import (
     mark_finished,
     mark_index_complete,
     read_events,
+    record_in_history,
     save_snapshot,
     stream_seq,
 )
@@ -181,6 +182,7 @@ class Orchestrator:
         self._lost = asyncio.Event()  # set when the current term ends
         self._indexed: set[str] = set()  # councils this orchestrator has put in the index of running ones
         self._tick_failures: dict[str, int] = {}  # councils whose timed decisions failed, and how often
+        self._listed: dict[str, str] = {}  # the status each council in memory has in the history
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead when we can, consume while we lead, stand by again if the lease is lost.
@@ -306,10 +308,23 @@ class Orchestrator:
             except Exception:  # a snapshot mid-way is only a shortcut: the next one, or the log, will do
                 log.warning("could not save a snapshot of %s", council_id, exc_info=True)
 
-    async def _save_full_fold(self, council_id: str) -> None:
+    async def _save_full_fold(self, council_id: str) -> CouncilState | None:
         state = await load_state(self._top.js, self._top.views, council_id)
         if state is not None:
             await save_snapshot(self._top.views, state)
+        return state
+
+    async def _list(self, state: CouncilState) -> None:
+        """Keep the council's line in the history up to date: written whenever its status changes."""
+        if self._listed.get(state.council_id) == state.status:
+            return
+        try:
+            await record_in_history(self._top.js, state)
+        except Exception as exc:  # the history is for people browsing; the council goes on without it
+            if is_transient(exc):
+                raise
+            log.warning("could not record %s in the history: %s", state.council_id, _describe(exc))
+        self._listed[state.council_id] = state.status
 
     async def _adopt_running(self, floor: int) -> None:
         """Hold every unfinished council, so deadlines fire even for councils whose log is quiet.
@@ -336,12 +351,14 @@ class Orchestrator:
     async def _adopt(self, council_id: str) -> None:
         snapshot = await load_snapshot(self._top.views, council_id)
         if snapshot is not None and snapshot.terminal:
+            await self._list(snapshot)  # it may have ended just before its line in the history changed
             await self._forget_finished(council_id)
             return
         state = await load_state(self._top.js, self._top.views, council_id)
         if state is None or state.terminal:
             if state is not None:  # it ended before its final snapshot was saved
                 await save_snapshot(self._top.views, state)
+                await self._list(state)
             await self._forget_finished(council_id)
         else:
             await self._hold(state)
@@ -360,6 +377,7 @@ class Orchestrator:
         self._councils.pop(council_id, None)
         self._sent.pop(council_id, None)
         self._tick_failures.pop(council_id, None)
+        self._listed.pop(council_id, None)
         self._remember_finished(council_id)
 
     async def _isolated(self, council_id: str, step: Awaitable[None]) -> None:
@@ -462,8 +480,10 @@ class Orchestrator:
         data = CouncilFailedData(kind="internal", reason=reason[:MAX_REASON_CHARS])
         failed = CouncilFailed(council_id=council_id, ts=iso(self._clock()), data=data)
         await self._execute(Append(failed, f"{council_id}:failed"))
-        try:  # the final snapshot, if the fold of this council works at all
-            await self._save_full_fold(council_id)
+        try:  # the final snapshot and line in the history, if the fold of this council works at all
+            state = await self._save_full_fold(council_id)
+            if state is not None:
+                await self._list(state)
         except Exception:
             log.warning("no final snapshot of %s", council_id, exc_info=True)
         await self._forget_finished(council_id)
@@ -477,6 +497,7 @@ class Orchestrator:
         cid = state.council_id
         if not state.terminal:
             await self._hold(state)
+            await self._list(state)
         sent = self._sent.setdefault(cid, set())
         for intent in decide(state, self._catalogue, self._clock(), sent):
             if intent.msg_id in sent:
@@ -486,7 +507,8 @@ class Orchestrator:
         if state.terminal:
             # Saved before the terminal event is acked: once the log ages out, this snapshot is
             # all that is left of the council. It is the full fold, deltas included.
-            await self._save_full_fold(cid)
+            final = await self._save_full_fold(cid)
+            await self._list(final or state)
             await self._forget_finished(cid)
 
     def _term(self) -> int:
