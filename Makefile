@@ -33,6 +33,8 @@ lint: install
 	$(BIN)/mypy
 
 test: lint
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || test -n "$$COUNCIL_CHROMIUM" \
+		|| echo "NOTE: no Chromium here, so the browser tests (tests/browser) will NOT run; install it (sudo apt-get install chromium) to run them."
 	$(BIN)/pytest -q
 
 fuzz: install  # schemathesis against the OpenAPI document, longer than the run in `make test`

@@ -30,6 +30,7 @@ from council.gateway.events import CouncilEventsController
 from council.gateway.health import HealthController
 from council.gateway.history import HistoryController
 from council.gateway.openapi import complete_openapi
+from council.gateway.page import PageController, static_files
 from council.gateway.problems import EXCEPTION_HANDLERS, html_errors_as_problems
 
 __all__ = ["create_app"]
@@ -127,6 +128,8 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             CatalogueController,
             HealthController,
             HistoryController,
+            PageController,
+            static_files(),
             *(extra_routes or ()),
         ],
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},

@@ -1,0 +1,134 @@
+// The home page: ask a question (members and chairman from the catalogue), and the history.
+
+import { catalogue, formatWhen, h, json, nameOf, setText } from "./dom.js";
+
+const PAGE = 20;
+
+/** Show the question form and the recent councils in ``root``. */
+export async function showHome(root) {
+  document.title = "council";
+  let models;
+  let config;
+  try {
+    [models, config] = await Promise.all([catalogue(), json(await fetch("/api/config"))]);
+  } catch (error) {
+    root.replaceChildren(h("section", { class: "panel notice-error", role: "alert" }, h("h1", {}, "The gateway is not ready"), h("p", {}, error.message)));
+    return;
+  }
+  root.replaceChildren(askForm(models, config), history(models));
+}
+
+function askForm(models, config) {
+  const message = h("p", { class: "message", role: "alert" });
+  const question = h("textarea", {
+    id: "question",
+    name: "prompt",
+    rows: "4",
+    required: true,
+    maxlength: String(config.max_prompt_chars),
+    placeholder: "What should the council deliberate?",
+  });
+  const memberBoxes = [...models.values()].map((model) =>
+    h(
+      "label",
+      { class: "choice" },
+      h("input", { type: "checkbox", name: "members", value: model.id, checked: config.members.includes(model.id) }),
+      h("span", {}, h("strong", {}, model.display_name), model.role ? h("small", {}, ` ${model.role}`) : null),
+    ),
+  );
+  const chairman = h(
+    "select",
+    { id: "chairman", name: "chairman" },
+    [...models.values()].map((model) => h("option", { value: model.id, selected: model.id === config.chairman }, `${model.display_name}${model.role ? ` — ${model.role}` : ""}`)),
+  );
+  const maxTokens = h("input", { id: "max-tokens", name: "max_tokens", type: "number", min: "1", step: "1", value: String(config.max_tokens) });
+  const temperature = h("input", { id: "temperature", name: "temperature", type: "number", min: "0", max: "2", step: "0.1", value: String(config.temperature) });
+  const submit = h("button", { type: "submit", class: "primary" }, "Ask the council");
+  const form = h(
+    "form",
+    { class: "panel ask", "aria-labelledby": "ask-title" },
+    h("h1", { id: "ask-title" }, "Ask the council"),
+    h("label", { for: "question" }, "Question"),
+    question,
+    h("fieldset", {}, h("legend", {}, "Members"), h("div", { class: "choices" }, memberBoxes)),
+    h("label", { for: "chairman" }, "Chairman"),
+    chairman,
+    h(
+      "details",
+      {},
+      h("summary", {}, "Advanced"),
+      h("div", { class: "advanced" }, h("label", { for: "max-tokens" }, "Max tokens"), maxTokens, h("label", { for: "temperature" }, "Temperature"), temperature),
+    ),
+    h("div", { class: "controls" }, submit),
+    message,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const members = memberBoxes.map((label) => label.querySelector("input")).filter((box) => box.checked).map((box) => box.value);
+    if (!members.length) {
+      setText(message, "Pick at least one member.");
+      return;
+    }
+    submit.disabled = true;
+    setText(message, "Submitting…");
+    try {
+      const body = { prompt: question.value, models: members, chairman: chairman.value };
+      if (maxTokens.value !== "") body.max_tokens = Number(maxTokens.value);
+      if (temperature.value !== "") body.temperature = Number(temperature.value);
+      const accepted = await json(
+        await fetch("/api/v1/council/query", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }),
+      );
+      window.location.assign(`/councils/${encodeURIComponent(accepted.council_id)}`);
+    } catch (error) {
+      setText(message, error.message);
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
+function history(models) {
+  const rows = h("tbody", {});
+  const empty = h("p", { class: "muted", hidden: true }, "No councils yet: ask the first question above.");
+  const more = h("button", { type: "button", hidden: true }, "Older councils");
+  const message = h("p", { class: "message", role: "status" });
+  let before = null;
+  const load = async () => {
+    more.disabled = true;
+    try {
+      const query = new URLSearchParams({ limit: String(PAGE) });
+      if (before) query.set("before", before);
+      const page = await json(await fetch(`/api/v1/councils?${query}`));
+      for (const council of page.councils) {
+        rows.append(
+          h(
+            "tr",
+            { "data-council-id": council.council_id },
+            h("td", { class: "prompt-cell" }, h("a", { href: `/councils/${encodeURIComponent(council.council_id)}` }, council.prompt)),
+            h("td", {}, h("span", { class: "badge", "data-status": council.status }, council.status)),
+            h("td", {}, h("time", { datetime: council.created_at }, formatWhen(council.created_at))),
+            h("td", {}, nameOf(models, council.chairman)),
+          ),
+        );
+      }
+      before = page.next;
+      more.hidden = !page.next;
+      empty.hidden = rows.children.length > 0;
+      setText(message, "");
+    } catch (error) {
+      setText(message, `Could not load the history: ${error.message}`);
+    }
+    more.disabled = false;
+  };
+  more.addEventListener("click", load);
+  load();
+  return h(
+    "section",
+    { class: "panel history", "aria-labelledby": "history-title" },
+    h("h2", { id: "history-title" }, "Recent councils"),
+    h("div", { class: "table-scroll" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Question"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Created"), h("th", { scope: "col" }, "Chairman"))), rows)),
+    empty,
+    more,
+    message,
+  );
+}
