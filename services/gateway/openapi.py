@@ -38,6 +38,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {  # what the routes accept, where Lites
     "format": {"enum": ["json", "markdown", "text"]},
     "Last-Event-ID": {"type": "string", "pattern": "^[0-9]{1,18}$"},
     "after": {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
+    "before": {"type": "string", "pattern": r"^[0-9]{8}\.[0-9]{9}\.council_[0-9]{8}_[0-9]{4}_[a-z0-9]{6,}$"},
 }
 
 
