@@ -136,6 +136,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         else:
             mode = "simulated models (no provider keys set)" if "simulated" in settings.source else settings.source
             print(f"\ncouncil is up at {url}  (NATS {env['NATS_URL']}, {mode})")
+            print(f"  open {url}/ in a browser to ask and watch a council")
             print(
                 f'  try: curl -X POST {url}/api/v1/council/query -d \'{{"prompt": "What is the best way to learn Rust?"}}\''
             )
