@@ -9,12 +9,15 @@ where ``COUNCIL_REQUIRE_BROWSER=1`` (CI sets it): there a missing browser is a f
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
 
 from tests.e2e.procs import Services, write_config
 
@@ -55,18 +58,25 @@ def browser(playwright_session: Playwright) -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(30_000)
-    opened = context.new_page()
+@contextmanager
+def open_page(browser: Browser, **context: Any) -> Iterator[Page]:
+    """A page in a fresh browser context (viewport, colour scheme…); fails the test if the page threw."""
+    opened_context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **context})
+    opened_context.set_default_timeout(30_000)
+    opened = opened_context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
     try:
         yield opened
     finally:
-        context.close()
+        opened_context.close()
     assert not errors, f"the page threw: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with open_page(browser) as opened:
+        yield opened
 
 
 def stack(
@@ -96,3 +106,23 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def ask(page: Page, site: Services, question: str) -> str:
+    """Ask from the form on the home page; the council id of the page it lands on."""
+    page.goto(site.url + "/")
+    page.get_by_label("Question").fill(question)
+    page.get_by_role("button", name="Ask the council").click()
+    page.wait_for_url(re.compile(r"/councils/council_"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def card(page: Page, model: str, stage: int = 1) -> Locator:
+    """The card of one member in one stage."""
+    return page.locator(f'article.member[data-stage="{stage}"][data-model="{model}"]')
+
+
+def finished(page: Page) -> None:
+    """Wait for the page to show the council completed and its stream closed."""
+    expect(page.locator(".council")).to_have_attribute("data-status", "completed", timeout=60_000)
+    expect(page.locator(".council")).to_have_attribute("data-connection", "ended")

@@ -6,28 +6,10 @@ import re
 
 from playwright.sync_api import Page, Request, expect
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import ask, card, finished, screenshot
 from tests.e2e.procs import Services, wait_status
 
 MEMBERS = ["simulated/atlas", "simulated/beacon", "simulated/cipher"]
-
-
-def ask(page: Page, site: Services, question: str) -> str:
-    """Ask from the form on the home page; the council id of the page it lands on."""
-    page.goto(site.url + "/")
-    page.get_by_label("Question").fill(question)
-    page.get_by_role("button", name="Ask the council").click()
-    page.wait_for_url(re.compile(r"/councils/council_"))
-    return page.url.rsplit("/", 1)[1]
-
-
-def card(page: Page, model: str, stage: int = 1):  # type: ignore[no-untyped-def]
-    return page.locator(f'article.member[data-stage="{stage}"][data-model="{model}"]')
-
-
-def finished(page: Page) -> None:
-    expect(page.locator(".council")).to_have_attribute("data-status", "completed", timeout=60_000)
-    expect(page.locator(".council")).to_have_attribute("data-connection", "ended")
 
 
 def shows_each_answer_once(page: Page, site: Services, council_id: str) -> None:
@@ -70,11 +52,13 @@ def test_each_review_shows_the_labels_as_that_reviewer_saw_them(page: Page, site
     finished(page)
     result = wait_status(site.url, council_id, {"completed"})
     names = {"simulated/atlas": "Atlas", "simulated/beacon": "Beacon", "simulated/cipher": "Cipher"}
-    for reviewer, review in result["stage2"]["reviews"].items():  # type: ignore[union-attr]
+    for reviewer, review in result["stage2"]["reviews"].items():  # type: ignore[index]
         page.locator(f'.tabs [data-reviewer="{reviewer}"]').click()
         panel = page.locator(".tab-panel")
         for label, member in review["labels"].items():
-            expect(panel.locator(".labels li", has_text=f"Response {label}")).to_have_text(f"Response {label} → {names[member]}")
+            expect(panel.locator(".labels li", has_text=f"Response {label}")).to_have_text(
+                f"Response {label} → {names[member]}"
+            )
         if review["parse_ok"]:
             expect(panel.locator(".ranking li")).to_have_text([names[m] for m in review["ranking"]])
 
@@ -87,7 +71,9 @@ def test_a_finished_council_shows_at_once_after_a_reload_without_duplicated_text
     shows_each_answer_once(page, site, council_id)
     page.goto(site.url + f"/councils/{council_id}")
     finished(page)
-    expect(page.get_by_role("link", name="Download .json")).to_have_attribute("href", f"/api/v1/council/{council_id}?format=json")
+    expect(page.get_by_role("link", name="Download .json")).to_have_attribute(
+        "href", f"/api/v1/council/{council_id}?format=json"
+    )
     with page.expect_download() as download:
         page.get_by_role("link", name="Download .md").click()
     assert "Sage" in download.value.path().read_text()

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import stack
-from tests.browser.test_council_page import card
+from tests.browser.conftest import card, stack
 from tests.e2e.procs import Services
 from tests.fakes.providers import FakeProviderServer
 

@@ -27,6 +27,7 @@ function askForm(models, config) {
     required: true,
     maxlength: String(config.max_prompt_chars),
     placeholder: "What should the council deliberate?",
+    "aria-describedby": "question-hint",
   });
   const memberBoxes = [...models.values()].map((model) =>
     h(
@@ -50,6 +51,7 @@ function askForm(models, config) {
     h("h1", { id: "ask-title" }, "Ask the council"),
     h("label", { for: "question" }, "Question"),
     question,
+    h("small", { id: "question-hint", class: "muted" }, "Ctrl+Enter (⌘+Enter) asks."),
     h("fieldset", {}, h("legend", {}, "Members"), h("div", { class: "choices" }, memberBoxes)),
     h("label", { for: "chairman" }, "Chairman"),
     chairman,
@@ -62,6 +64,12 @@ function askForm(models, config) {
     h("div", { class: "controls" }, submit),
     message,
   );
+  question.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const members = memberBoxes.map((label) => label.querySelector("input")).filter((box) => box.checked).map((box) => box.value);
