@@ -90,8 +90,12 @@ class CouncilDefaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
 
 class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    delta_window_ms: int = 50
-    delta_max_tokens: int = 32
+    delta_window_ms: int = 50  # model.delta coalescing: the first token at once, then at most every window …
+    delta_max_tokens: int = 32  # … or every this many tokens
+    # Under load the window widens (up to delta_window_max_ms) so that this runner's streams
+    # together append about delta_events_per_s deltas a second, and narrows again when quiet.
+    delta_window_max_ms: int = 250
+    delta_events_per_s: int = 400
     ack_wait_s: float = 30.0
     max_attempts: int = 3  # per delivered job: the first call plus retries of retryable failures
     max_deliver: int = 5  # deliveries of a job (runners dying or draining mid-call); then its final model.failed
@@ -211,6 +215,10 @@ def _check(settings: Settings) -> Settings:
 
 
 def _check_runner(runner: RunnerSettings) -> None:
+    if not 0 < runner.delta_window_ms <= runner.delta_window_max_ms:
+        raise ConfigError("runner.delta_window_max_ms: must be at least delta_window_ms, which must be positive")
+    if runner.delta_events_per_s < 1 or runner.delta_max_tokens < 1:
+        raise ConfigError("runner.delta_events_per_s and runner.delta_max_tokens: must be at least 1")
     if not 0 <= runner.health_port <= 65_535:
         raise ConfigError("runner.health_port: must be a port number (0 turns the endpoint off)")
     if runner.max_deliver < 1:

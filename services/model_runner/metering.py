@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 
-from council.common.settings import ModelSpec
+from council.common.settings import ModelSpec, RunnerSettings
 from council.model_runner.providers.base import UsageReport
 from council.schemas.result import Usage
 
-__all__ = ["DeltaBuffer", "backoff_s", "usage_of"]
+__all__ = ["DeltaBuffer", "backoff_s", "delta_window_s", "usage_of"]
 
 
 def usage_of(spec: ModelSpec, report: UsageReport | None, streamed_tokens: int) -> Usage:
@@ -40,8 +40,20 @@ def backoff_s(
     return max(delay, retry_after_s or 0.0)
 
 
+def delta_window_s(runner: RunnerSettings, streams: int) -> float:
+    """The coalescing window for one of ``streams`` concurrent streams: wide enough that they
+    append about ``delta_events_per_s`` deltas a second together, within the configured bounds."""
+    wanted_ms = 1000 * streams / runner.delta_events_per_s
+    return min(max(wanted_ms, runner.delta_window_ms), runner.delta_window_max_ms) / 1000
+
+
 class DeltaBuffer:
-    """Coalesces tokens into ``model.delta`` events: flush every ``window_s`` or ``max_tokens``."""
+    """Coalesces tokens into ``model.delta`` events: a throttle with a leading edge.
+
+    The first token of an attempt, and the first after a quiet ``window_s``, go out at once;
+    tokens behind them go out ``window_s`` after the last flush, or as soon as ``max_tokens``
+    are pending.
+    """
 
     def __init__(self, window_s: float, max_tokens: int) -> None:
         self.window_s = window_s
@@ -49,7 +61,15 @@ class DeltaBuffer:
         self.total_tokens = 0
         self._parts: list[str] = []
         self._pending_tokens = 0
-        self._since: float | None = None
+        self._since: float | None = None  # when the oldest pending token came
+        self._flushed_at: float | None = None
+
+    def _due(self) -> float | None:
+        if self._since is None:
+            return None
+        if self._flushed_at is None:
+            return self._since
+        return max(self._since, self._flushed_at + self.window_s)
 
     def add(self, text: str, now: float) -> bool:
         """Take a token; True when the buffer should be flushed now."""
@@ -58,14 +78,19 @@ class DeltaBuffer:
         self.total_tokens += 1
         if self._since is None:
             self._since = now
-        return self._pending_tokens >= self.max_tokens or now - self._since >= self.window_s
+        due = self._due()
+        return self._pending_tokens >= self.max_tokens or (due is not None and now >= due)
 
     def due_in(self, now: float) -> float | None:
-        """Seconds until the window closes on buffered text, or None when empty."""
-        return None if self._since is None else max(0.0, self._since + self.window_s - now)
+        """Seconds until the pending text is due, or None when nothing is pending."""
+        due = self._due()
+        return None if due is None else max(0.0, due - now)
 
-    def take(self) -> str:
+    def take(self, now: float) -> str:
+        """The pending text, all of it; what goes out now starts the next window."""
         text = "".join(self._parts)
+        if text:
+            self._flushed_at = now
         self._parts.clear()
         self._pending_tokens = 0
         self._since = None

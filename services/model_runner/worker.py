@@ -31,7 +31,7 @@ from council.common.jetstream import Topology
 from council.common.settings import ModelSpec, RunnerSettings, Settings
 from council.deliberation.clock import iso, utcnow
 from council.model_runner.health import HealthServer, PullHealth, health_app
-from council.model_runner.metering import DeltaBuffer, backoff_s, usage_of
+from council.model_runner.metering import DeltaBuffer, backoff_s, delta_window_s, usage_of
 from council.model_runner.providers.base import (
     Finish,
     Provider,
@@ -141,6 +141,7 @@ class Runner:
         self._pools = pools or sorted({slug(name) for name in settings.providers})
         self._slots = asyncio.Semaphore(max_in_flight)
         self._model_slots = {m.id: asyncio.Semaphore(m.max_concurrency) for m in settings.models}
+        self._streams = 0  # model calls streaming right now
         self._clock = clock
         self._rng = random.Random()
         self._active: dict[tuple[str, int, str], asyncio.Task[None]] = {}
@@ -493,15 +494,15 @@ class Runner:
     async def _call(self, job: Job, attempt: int) -> None:
         spec, provider = self._spec(job)
         js, cid = self._top.js, job.council_id
-        async with self._model_slots[spec.id]:
+        async with self._model_slots[spec.id], self._streaming():
             started = ModelStartedData(stage=job.stage, model=job.model, attempt=attempt, job_id=job.job_id)
             await self._append(
                 ModelStarted(council_id=cid, ts=iso(self._clock()), data=started), f"{job.job_id}:a{attempt}:started"
             )
             loop = asyncio.get_running_loop()
             t0 = loop.time()
-            window = self._settings.runner
-            buffer = DeltaBuffer(window.delta_window_ms / 1000, window.delta_max_tokens)
+            runner = self._settings.runner
+            buffer = DeltaBuffer(delta_window_s(runner, self._streams), runner.delta_max_tokens)
             parts: list[str] = []
             ttft: float | None = None
             report: UsageReport | None = None
@@ -509,7 +510,8 @@ class Runner:
             lost: list[BaseException] = []  # deltas are for watching live; the completion has it all
 
             async def flush() -> None:
-                text = buffer.take()
+                text = buffer.take(loop.time())
+                buffer.window_s = delta_window_s(runner, self._streams)
                 if not text or not job.stream_tokens:
                     return
                 data = ModelDeltaData(
@@ -550,6 +552,15 @@ class Runner:
                 finish_reason=finish,
             )
             await self._append(ModelCompleted(council_id=cid, ts=iso(self._clock()), data=done), f"{job.job_id}:completed")
+
+    @contextlib.asynccontextmanager
+    async def _streaming(self) -> AsyncIterator[None]:
+        """Count this call among the streams in flight (the load the delta window adapts to)."""
+        self._streams += 1
+        try:
+            yield
+        finally:
+            self._streams -= 1
 
     async def _confirm_deltas(self, deltas: Pipeline, job: Job, attempt: int) -> None:
         """Wait briefly for the deltas' acks, never for ever: one connection keeps the log in

@@ -158,3 +158,18 @@ async def test_an_unreadable_job_is_terminated_and_the_queue_moves_on(
             while (await topology.js.stream_info(JOBS_STREAM)).state.messages:
                 await asyncio.sleep(0.05)
     assert len([e for e in events if isinstance(e, ModelCompleted)]) == 1
+
+
+async def test_the_first_token_goes_out_at_once_and_the_rest_waits_out_the_window(
+    fake_openai: FakeProviderServer, nats_url: str, topology: Topology
+) -> None:
+    fake_openai.script("alpha", tokens=["First ", *["more "] * 9], token_delay_s=0.01)
+    window = {"delta_window_ms": 10_000, "delta_window_max_ms": 10_000, "delta_max_tokens": 100}
+    settings = fake_settings(nats_url, fake_openai, ["alpha"], **window)
+    async with runner_running(topology, settings, fake_openai.env):
+        job = await publish_job(topology.js, settings, a_job(settings, "alpha"))
+        events = await events_until(
+            topology.js, job.council_id, lambda es: any(isinstance(e, ModelCompleted) for e in es)
+        )
+    # The leading edge is not held back; what follows within the window goes out together.
+    assert [e.data.text for e in events if isinstance(e, ModelDelta)] == ["First ", "more " * 9]

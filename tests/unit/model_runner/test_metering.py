@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from council.common.settings import ModelSpec
-from council.model_runner.metering import DeltaBuffer, backoff_s, usage_of
+from council.common.settings import ModelSpec, RunnerSettings
+from council.model_runner.metering import DeltaBuffer, backoff_s, delta_window_s, usage_of
 from council.model_runner.providers.base import UsageReport
 from council.schemas.result import Usage
 
@@ -91,38 +91,65 @@ def test_usage_cost_is_rounded_to_eight_places() -> None:
 @pytest.mark.parametrize("max_tokens", [1, 2, 5, 32])
 def test_the_buffer_flushes_when_max_tokens_are_pending(max_tokens: int) -> None:
     buffer = DeltaBuffer(window_s=10.0, max_tokens=max_tokens)
+    assert buffer.add("first ", now=0.0) is True  # the leading edge
+    buffer.take(now=0.0)
     answers = [buffer.add(f"t{i} ", now=0.0) for i in range(max_tokens)]
     assert answers == [False] * (max_tokens - 1) + [True]
-    assert buffer.take() == "".join(f"t{i} " for i in range(max_tokens))
+    assert buffer.take(now=0.0) == "".join(f"t{i} " for i in range(max_tokens))
     assert buffer.add("next ", now=0.0) is (max_tokens == 1)
+
+
+def test_the_first_token_of_an_attempt_goes_out_at_once() -> None:
+    buffer = DeltaBuffer(window_s=0.05, max_tokens=100)
+    assert buffer.add("Hello", now=7.0) is True
+    assert buffer.due_in(7.0) == 0.0
 
 
 @pytest.mark.parametrize(
     ("times", "flushes"),
     [
-        pytest.param([0.0, 0.01, 0.049], [False, False, False], id="inside-window"),
-        pytest.param([0.0, 0.01, 0.05], [False, False, True], id="window-reached"),
-        pytest.param([1.0, 1.2], [False, True], id="window-counts-from-first-pending-token"),
+        pytest.param([0.01, 0.02, 0.049], [False, False, False], id="inside-window"),
+        pytest.param([0.01, 0.02, 0.05], [False, False, True], id="window-reached"),
+        pytest.param([0.04, 0.06], [False, True], id="window-counts-from-the-last-flush"),
+        pytest.param([0.2, 0.21], [True, False], id="after-a-quiet-window-the-next-token-goes-at-once"),
     ],
 )
-def test_the_buffer_flushes_when_the_window_closes(times: list[float], flushes: list[bool]) -> None:
+def test_after_a_flush_tokens_wait_out_the_window(times: list[float], flushes: list[bool]) -> None:
     buffer = DeltaBuffer(window_s=0.05, max_tokens=100)
-    assert [buffer.add("x", now=t) for t in times] == flushes
+    buffer.add("first", now=0.0)
+    buffer.take(now=0.0)
+    answers = []
+    for t in times:
+        answers.append(flushed := buffer.add("x", now=t))
+        if flushed:
+            buffer.take(now=t)
+    assert answers == flushes
 
 
-def test_taking_empties_the_buffer_and_restarts_the_window() -> None:
+def test_taking_empties_the_buffer_and_starts_the_window() -> None:
     buffer = DeltaBuffer(window_s=0.05, max_tokens=3)
     buffer.add("a", now=0.0)
+    assert buffer.take(now=0.0) == "a"
     buffer.add("b", now=0.01)
-    assert buffer.due_in(0.02) == pytest.approx(0.03)
-    assert buffer.take() == "ab"
-    assert buffer.due_in(0.02) is None
-    assert buffer.take() == ""
-    assert buffer.add("c", now=1.0) is False  # the window restarts at the first new token
-    assert buffer.due_in(1.01) == pytest.approx(0.04)
+    buffer.add("c", now=0.02)
+    assert buffer.due_in(0.02) == pytest.approx(0.03)  # the window runs from the last flush
+    assert buffer.take(now=0.02) == "bc"
+    assert buffer.due_in(0.03) is None
+    assert buffer.take(now=0.5) == ""  # nothing went out: the window does not move
+    assert buffer.add("d", now=0.06) is False
+    assert buffer.due_in(0.06) == pytest.approx(0.01)
     assert buffer.due_in(5.0) == 0.0
-    assert buffer.add("d", now=1.01) is False  # pending count restarted too
-    assert buffer.total_tokens == 4
+    assert buffer.add("e", now=0.061) is False  # pending count restarted too
+    assert buffer.total_tokens == 5
+
+
+@pytest.mark.parametrize(
+    ("streams", "window_ms"),
+    [(1, 50), (20, 50), (40, 100), (100, 250), (5000, 250)],
+)
+def test_the_window_widens_with_the_streams_in_flight_within_its_bounds(streams: int, window_ms: int) -> None:
+    runner = RunnerSettings(delta_window_ms=50, delta_window_max_ms=250, delta_events_per_s=400)
+    assert delta_window_s(runner, streams) == pytest.approx(window_ms / 1000)
 
 
 # ---- backoff ---------------------------------------------------------------------------------
