@@ -1,4 +1,4 @@
-"""``python -m bench.profile {latency|replay|throughput} --target {gateway|runner|orchestrator}``.
+"""``python -m bench.profile {latency|replay|throughput|viewers} --target {gateway|runner|orchestrator}``.
 
 Runs one benchmark workload while ``py-spy`` (``.venv/bin/pip install py-spy``; not a project
 dependency) samples one service process, then prints where that process spent its busy time:
@@ -27,6 +27,7 @@ from bench.config import Pace, StackConfig
 from bench.latency import LatencyCase, LatencyMode, run_latency_mode
 from bench.stack import Stack
 from bench.throughput import run_throughput
+from bench.viewers import run_viewers
 
 __all__ = ["main", "summarize"]
 
@@ -148,9 +149,16 @@ async def _throughput(target: str, seconds: float, out: Path, rate: int) -> None
     print(f"100 councils while profiled: {rows[0].tokens_per_s:,.0f} tokens/s, {rows[0].events_per_s:,.0f} events/s")
 
 
+async def _viewers(target: str, seconds: float, out: Path, rate: int) -> None:
+    del seconds
+    with _spying_on_stack(target, out, rate):
+        (row,) = await run_viewers([2000], 20)
+    print(f"2,000 viewers of 20 councils while profiled: p50 {row.latency_p50_ms} ms, p99 {row.latency_p99_ms} ms")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=["latency", "replay", "throughput"])
+    parser.add_argument("workload", choices=["latency", "replay", "throughput", "viewers"])
     parser.add_argument("--target", choices=["gateway", "runner", "orchestrator"], default="gateway")
     parser.add_argument("--seconds", type=float, default=10.0, help="replay: how long to keep reading")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out: Path = args.out or Path(tempfile.mkdtemp(prefix="council-profile-")) / f"{args.workload}-{args.target}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    workload = {"latency": _latency, "replay": _replay, "throughput": _throughput}[args.workload]
+    workload = {"latency": _latency, "replay": _replay, "throughput": _throughput, "viewers": _viewers}[args.workload]
     asyncio.run(workload(args.target, args.seconds, out, args.rate))
     print(summarize(out))
     print(f"\ncollapsed stacks: {out}")

@@ -143,6 +143,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     ping_interval_s: float = 15.0  # `: ping` comments on an idle event stream
     retry_ms: int = 3000  # the `retry:` hint sent to SSE clients
     consumer_inactive_s: float = 30.0  # a crashed gateway's stream consumers vanish after this
+    feed_linger_s: float = 10.0  # a council's shared feed outlives its last viewer by this (a reload, a reconnect)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

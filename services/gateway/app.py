@@ -1,7 +1,8 @@
 """The gateway app factory: one NATS connection per app, the controllers, and errors as problems.
 
 The gateway is stateless: it validates, appends commands and answers reads from the log
-(snapshot + tail), so any number of replicas and workers return the same answers.
+(snapshot + tail; a live council's events from a feed shared by its viewers in the process),
+so any number of replicas and workers return the same answers.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             connecting.cancel()
             await asyncio.gather(connecting, return_exceptions=True)
             if app.state.gateway is not None:
+                await app.state.gateway.feeds.close()
                 await close_quietly(app.state.gateway.topology.nc)
 
     app = Litestar(

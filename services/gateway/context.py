@@ -11,6 +11,7 @@ from council.common.jetstream import Topology
 from council.common.settings import Settings
 from council.deliberation.clock import utcnow
 from council.deliberation.state import CouncilState
+from council.gateway.feeds import Feeds
 from council.gateway.problems import Problem
 from council.schemas.ids import is_council_id
 
@@ -32,6 +33,13 @@ class Gateway:
         self.settings = settings
         self.lifecycle = lifecycle or Lifecycle()
         self.names = {m.id: m.label for m in settings.models}
+        config = settings.gateway
+        self.feeds = Feeds(
+            topology.js,
+            linger_s=config.feed_linger_s,
+            inactive_s=config.consumer_inactive_s,
+            ping_s=config.ping_interval_s,
+        )
 
     def now(self) -> datetime:
         """The current time (UTC)."""

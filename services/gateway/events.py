@@ -1,6 +1,6 @@
 """A council's events over SSE: the resumable route, and the SSE response every streaming route returns.
 
-The relay itself (one ordered consumer, replay then live) is ``council.gateway.streaming``.
+The relay itself (the council's shared feed, replay then live) is ``council.gateway.streaming``.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ def event_stream(
     config = gateway.settings.gateway
     frames = event_frames(
         gateway.topology,
+        gateway.feeds,
         council_id,
         after,
-        ping_s=config.ping_interval_s,
         retry_ms=config.retry_ms,
-        inactive_s=config.consumer_inactive_s,
         now=lambda: iso(gateway.now()),
         on_disconnect=on_disconnect,
     )
@@ -55,8 +54,12 @@ class CouncilEventsController(Controller):
     ) -> Stream | Response[None]:
         """The council's events after the resume point; 204 once the client has seen the end."""
         after_seq = _resume_point(last_event_id, after)
-        await gateway.ensure_known(council_id)  # cheap: no fold, the stream itself replays the history
-        end = await terminal_seq(gateway.topology.js, gateway.topology.views, council_id)
+        feed = gateway.feeds.whole(council_id)
+        if feed is not None:  # followed here already: known, and its end (if any) is at hand
+            end = feed.seqs[-1] if feed.ended else None
+        else:
+            await gateway.ensure_known(council_id)  # cheap: no fold, the stream itself replays the history
+            end = await terminal_seq(gateway.topology.js, gateway.topology.views, council_id)
         if end is not None and end <= after_seq:
             # The client has seen the end: 204 is how SSE tells a client (EventSource too) to stop
             # reconnecting, where an empty stream would look like a dropped connection.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 import httpx
 import msgspec
@@ -114,20 +115,23 @@ async def consumer_count(topology: Topology) -> int:
     return len(await topology.js.consumers_info(LOG_STREAM))
 
 
-async def test_a_client_that_leaves_releases_its_consumer(http: httpx.AsyncClient, topology: Topology) -> None:
-    council_id = await submit(http)  # stays queued: the stream would stay open forever
-    baseline = await consumer_count(topology)
-    seen = False
-    async with aconnect_sse(http, "GET", f"/api/v1/council/{council_id}/events") as source:
-        async for sse in source.aiter_sse():
-            assert sse.event == "council.submitted"
+async def test_every_viewer_of_a_council_shares_one_consumer_released_after_the_last_leaves(
+    nats_url: str, topology: Topology
+) -> None:
+    settings = fast_settings(nats_url)
+    brief = msgspec.structs.replace(settings, gateway=msgspec.structs.replace(settings.gateway, feed_linger_s=0.2))
+    async with serving(brief) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        council_id = await submit(http)  # stays queued: the streams would stay open forever
+        baseline = await consumer_count(topology)
+        async with AsyncExitStack() as viewers:
+            for _ in range(5):
+                source = await viewers.enter_async_context(aconnect_sse(http, "GET", f"/api/v1/council/{council_id}/events"))
+                first = await anext(source.aiter_sse())
+                assert first.event == "council.submitted"
             assert await consumer_count(topology) == baseline + 1
-            seen = True
-            break
-    assert seen
-    async with asyncio.timeout(5):
-        while await consumer_count(topology) != baseline:
-            await asyncio.sleep(0.05)
+        async with asyncio.timeout(5):
+            while await consumer_count(topology) != baseline:
+                await asyncio.sleep(0.05)
 
 
 async def test_a_resume_point_the_log_no_longer_holds_gets_a_reset_event(
@@ -220,3 +224,4 @@ async def test_a_non_ascii_or_huge_resume_point_is_a_problem_not_a_500(http: htt
             f"/api/v1/council/{council_id}/events", params={"after": "0"}, headers={"Last-Event-ID": value}
         )
         assert response.status_code == 400
+
