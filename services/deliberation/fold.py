@@ -96,7 +96,7 @@ def _model_started(state: CouncilState, e: ModelStarted) -> CouncilState:
     def change(run: MemberRun) -> MemberRun | None:
         if run.finished or d.attempt < run.attempt:
             return None
-        return replace(run, status="generating", attempt=d.attempt, token_count=0)
+        return replace(run, status="generating", attempt=d.attempt, token_count=0, started_at=run.started_at or e.ts)
 
     return _with_run(state, d.stage, d.model, change)
 

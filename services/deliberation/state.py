@@ -39,6 +39,7 @@ class MemberRun(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     finished_at: str | None = None
     joined_at: str | None = None  # when its stage.started brought it in (a fallback chairman joins late)
+    started_at: str | None = None  # when a runner first began its call: its time in our queue ends here
 
     @property
     def finished(self) -> bool:

@@ -13,7 +13,7 @@ from datetime import datetime
 import msgspec
 
 from council.deliberation.clock import iso, millis_between
-from council.deliberation.state import CouncilState, StageState
+from council.deliberation.state import CouncilState, MemberRun, StageState
 from council.orchestrator.domain import prompts
 from council.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
 from council.orchestrator.domain.result import build_result
@@ -213,17 +213,19 @@ def _skips(ctx: _Ctx, stage: StageState) -> list[Intent]:
     deadline = ctx.catalogue.deadlines.get(stage.stage)
     if deadline is None or stage.finished:
         return out
-    elapsed_s = millis_between(stage.started_at, ctx.ts) / 1000
-    quorum = min(deadline.quorum, len(stage.members))
-    if elapsed_s >= deadline.hard_limit_s:
-        reason = "hard_limit"
-    elif elapsed_s >= deadline.deadline_s and len(stage.answered()) >= quorum:
-        reason = "deadline"
-    else:
+    stragglers = [m for m in stage.members if m not in requested and not stage.runs[m].finished]
+    if _seconds_since(stage.started_at, ctx) >= deadline.hard_limit_s:
+        return out + [_skip(ctx, stage, m, "hard_limit") for m in stragglers]
+    if len(stage.answered()) < min(deadline.quorum, len(stage.members)):
         return out
-    return out + [
-        _skip(ctx, stage, m, reason) for m in stage.members if m not in requested and not stage.runs[m].finished
-    ]
+    # The deadline is the member's own: it runs from when its call began, so a member still
+    # waiting in our queue is never skipped for it (only the hard limit ends that wait).
+    return out + [_skip(ctx, stage, m, "deadline") for m in stragglers if _called_for(stage.runs[m], ctx) >= deadline.deadline_s]
+
+
+def _called_for(run: MemberRun, ctx: _Ctx) -> float:
+    """Seconds since the member's call began; 0 while it has not."""
+    return _seconds_since(run.started_at, ctx) if run.started_at is not None else 0.0
 
 
 def _seconds_since(start: str, ctx: _Ctx) -> float:
@@ -242,7 +244,7 @@ def _chairman_skips(ctx: _Ctx, stage: StageState, requested: AbstractSet[str]) -
             continue
         if _seconds_since(stage.started_at, ctx) >= rule.hard_limit_s:
             out.append(_skip(ctx, stage, model, "hard_limit"))
-        elif _seconds_since(run.joined_at or stage.started_at, ctx) >= rule.deadline_s:
+        elif _called_for(run, ctx) >= rule.deadline_s:
             out.append(_skip(ctx, stage, model, "deadline"))
     return out
 

@@ -81,6 +81,7 @@ class CouncilDriver:
     ``texts``: (stage, member) -> the text that member returns instead of the simulated one.
     ``latency``: member -> latency_ms of its calls (default 100 ms × its position, chairman last).
     ``hold``: (stage, member) jobs that start but never finish.
+    ``queued``: (stage, member) jobs that wait in the runners' queue, unstarted, until ``release``d.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class CouncilDriver:
         texts: Mapping[tuple[int, str], str] | None = None,
         latency: Mapping[str, int] | None = None,
         hold: Collection[tuple[int, str]] = (),
+        queued: Collection[tuple[int, str]] = (),
         council_id: str = CID,
         catalogue_: Catalogue | None = None,
         answer_tokens: int = ANSWER_TOKENS,
@@ -107,6 +109,7 @@ class CouncilDriver:
         order = [*self.members, chairman]
         self.latency = {m: 100 * (i + 1) for i, m in enumerate(order)} | dict(latency or {})
         self.hold = set(hold)
+        self.queued = set(queued)
         self.council_id = council_id
         self.catalogue = catalogue_ if catalogue_ is not None else catalogue()
         self.answer_tokens = answer_tokens
@@ -228,7 +231,11 @@ class CouncilDriver:
         self.append(ModelCompleted(council_id=self.council_id, ts=self.ts, data=done))
 
     def runnable(self) -> list[Job]:
-        return [job for job in self.queue if (job.stage, job.model) not in self.hold]
+        return [job for job in self.queue if (job.stage, job.model) not in self.hold | self.queued]
+
+    def release(self, stage: int, model: str) -> None:
+        """A queued job reaches a runner: from now on it starts (and, unless held, finishes)."""
+        self.queued.discard((stage, model))
 
     def run_job(self, job: Job) -> None:
         self.queue.remove(job)
@@ -240,7 +247,7 @@ class CouncilDriver:
         self.settle()
         if self.state.terminal:
             return False
-        for job in [j for j in self.queue if (j.stage, j.model) in self.hold]:
+        for job in [j for j in self.queue if (j.stage, j.model) in self.hold - self.queued]:
             # Held jobs start (so their member is "generating") but never finish.
             self.queue.remove(job)
             self.start(job)

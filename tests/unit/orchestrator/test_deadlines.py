@@ -41,6 +41,31 @@ def test_stragglers_are_skipped_at_the_deadline_once_quorum_is_met() -> None:
     assert STRAGGLER not in driver.state.stages[2].members
 
 
+def test_a_member_still_waiting_in_our_queue_at_the_deadline_is_not_skipped_for_it() -> None:
+    driver = CouncilDriver(queued=[(1, STRAGGLER)], catalogue_=with_deadline(quorum=3))
+    driver.run()
+    driver.tick(61_000)
+    driver.settle()
+    assert skipped(driver) == []  # its call has not begun: the wait is ours, not the model's
+    driver.tick(240_000)
+    driver.settle()
+    assert skipped(driver) == [(1, STRAGGLER, "hard_limit")]
+
+
+def test_the_deadline_counts_from_the_members_own_start() -> None:
+    driver = CouncilDriver(queued=[(1, STRAGGLER)], hold=[(1, STRAGGLER)], catalogue_=with_deadline(quorum=3))
+    driver.run()
+    driver.tick(50_000)
+    driver.release(1, STRAGGLER)
+    driver.step()  # it starts 50 s into the stage, and keeps generating
+    driver.tick(11_000)
+    driver.settle()
+    assert skipped(driver) == []  # 61 s into the stage, 11 s into its call
+    driver.tick(50_000)
+    driver.settle()
+    assert skipped(driver) == [(1, STRAGGLER, "deadline")]
+
+
 def test_without_quorum_the_stage_waits_past_the_deadline_until_the_hard_limit() -> None:
     driver = stalled_at_stage_one(quorum=3, held=list(MEMBERS[1:]))  # only one answer
     driver.tick(61_000)
