@@ -65,7 +65,7 @@ async def run_orchestrator(settings: Settings) -> None:
     await run_service(settings, "orchestrator", body)
 
 
-async def run_runner(settings: Settings, pools: list[str] | None = None, max_in_flight: int = 64) -> None:
+async def run_runner(settings: Settings, pools: list[str] | None = None, max_in_flight: int | None = None) -> None:
     providers = {name: build_provider(spec, os.environ) for name, spec in settings.providers.items()}
 
     async def body(topology: Topology, stop: asyncio.Event) -> None:

@@ -199,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     runner = sub.add_parser("runner", help="run a model runner against NATS_URL")
     runner.add_argument("--pools", default="", help="comma-separated provider pools (default: all configured)")
-    runner.add_argument("--max-in-flight", type=int, default=64)
+    runner.add_argument(
+        "--max-in-flight", type=int, default=None, help="jobs held at once (default: runner.max_in_flight, 1024)"
+    )
     runner.set_defaults(func=cmd_runner)
 
     for name, helptext, func in (

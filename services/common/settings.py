@@ -96,6 +96,9 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # together append about delta_events_per_s deltas a second, and narrows again when quiet.
     delta_window_max_ms: int = 250
     delta_events_per_s: int = 400
+    # A model call is almost all waiting: a runner holds this many jobs at once (calling, or
+    # waiting for their model's max_concurrency), bounded by CPU and memory, not by this.
+    max_in_flight: int = 1024
     ack_wait_s: float = 30.0
     max_attempts: int = 3  # per delivered job: the first call plus retries of retryable failures
     max_deliver: int = 5  # deliveries of a job (runners dying or draining mid-call); then its final model.failed
@@ -222,6 +225,8 @@ def _check_runner(runner: RunnerSettings) -> None:
         raise ConfigError("runner.delta_events_per_s and runner.delta_max_tokens: must be at least 1")
     if not 0 <= runner.health_port <= 65_535:
         raise ConfigError("runner.health_port: must be a port number (0 turns the endpoint off)")
+    if runner.max_in_flight < 1:
+        raise ConfigError("runner.max_in_flight: must be at least 1")
     if runner.max_deliver < 1:
         raise ConfigError("runner.max_deliver: must be at least 1")
     if runner.drain_grace_s < 0:

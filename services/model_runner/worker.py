@@ -40,6 +40,7 @@ from council.model_runner.providers.base import (
     TextDelta,
     UsageReport,
 )
+from council.model_runner.slots import Slots, priority_of
 from council.schemas.codec import DecodeError, decode_event, decode_job
 from council.schemas.events import (
     AnyEvent,
@@ -132,15 +133,15 @@ class Runner:
         providers: Mapping[str, Provider],
         *,
         pools: list[str] | None = None,
-        max_in_flight: int = 64,
+        max_in_flight: int | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._top = topology
         self._settings = settings
         self._providers = providers
         self._pools = pools or sorted({slug(name) for name in settings.providers})
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._model_slots = {m.id: asyncio.Semaphore(m.max_concurrency) for m in settings.models}
+        self._slots = asyncio.Semaphore(max_in_flight or settings.runner.max_in_flight)
+        self._model_slots = {m.id: Slots(m.max_concurrency) for m in settings.models}
         self._streams = 0  # model calls streaming right now
         self._clock = clock
         self._rng = random.Random()
@@ -494,7 +495,7 @@ class Runner:
     async def _call(self, job: Job, attempt: int) -> None:
         spec, provider = self._spec(job)
         js, cid = self._top.js, job.council_id
-        async with self._model_slots[spec.id], self._streaming():
+        async with self._model_slots[spec.id].hold(priority_of(job)), self._streaming():
             started = ModelStartedData(stage=job.stage, model=job.model, attempt=attempt, job_id=job.job_id)
             await self._append(
                 ModelStarted(council_id=cid, ts=iso(self._clock()), data=started), f"{job.job_id}:a{attempt}:started"
