@@ -30,6 +30,7 @@ class StackConfig:
     pace: Pace
     delta_window_ms: int = 50
     delta_max_tokens: int = 32
+    delta_window_max_ms: int = 250
     max_concurrency: int = 256  # per model and runner: high, so concurrency is the benchmark's choice
 
 
@@ -56,7 +57,8 @@ def render(config: StackConfig) -> str:
         f'chairman = "{chairman_id()}"\nmax_tokens = 4096\n\n'
         f'[providers.{PROVIDER}]\nkind = "simulated"\nttft_ms = {pace.ttft_ms}\n'
         f"tokens_per_second = {pace.tokens_per_second}\nanswer_tokens = {pace.answer_tokens}\n\n"
-        f"[runner]\ndelta_window_ms = {config.delta_window_ms}\ndelta_max_tokens = {config.delta_max_tokens}\n\n"
+        f"[runner]\ndelta_window_ms = {config.delta_window_ms}\ndelta_max_tokens = {config.delta_max_tokens}\n"
+        f"delta_window_max_ms = {config.delta_window_max_ms}\n\n"
     )
     models = [_model(m, config.max_concurrency) for m in [*members, chairman_id()]]
     return head + "\n".join(models)

@@ -1,4 +1,4 @@
-"""``python -m bench.profile {latency|replay|throughput|viewers} --target {gateway|runner|orchestrator}``.
+"""``python -m bench.profile {latency|replay|throughput|viewers|scale} --target {gateway|runner|orchestrator}``.
 
 Runs one benchmark workload while ``py-spy`` (``.venv/bin/pip install py-spy``; not a project
 dependency) samples one service process, then prints where that process spent its busy time:
@@ -25,6 +25,7 @@ from pathlib import Path
 from bench.client import follow, new_client, submit
 from bench.config import Pace, StackConfig
 from bench.latency import LatencyCase, LatencyMode, run_latency_mode
+from bench.scale import run_scale
 from bench.stack import Stack
 from bench.throughput import run_throughput
 from bench.viewers import run_viewers
@@ -156,9 +157,16 @@ async def _viewers(target: str, seconds: float, out: Path, rate: int) -> None:
     print(f"2,000 viewers of 20 councils while profiled: p50 {row.latency_p50_ms} ms, p99 {row.latency_p99_ms} ms")
 
 
+async def _scale(target: str, seconds: float, out: Path, rate: int) -> None:
+    del seconds
+    with _spying_on_stack(target, out, rate):
+        (row,) = await run_scale([300], 1)
+    print(f"300 councils while profiled: p50 {row.p50_x} ×, p99 {row.p99_x} × the critical path")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=["latency", "replay", "throughput", "viewers"])
+    parser.add_argument("workload", choices=["latency", "replay", "throughput", "viewers", "scale"])
     parser.add_argument("--target", choices=["gateway", "runner", "orchestrator"], default="gateway")
     parser.add_argument("--seconds", type=float, default=10.0, help="replay: how long to keep reading")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
@@ -166,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out: Path = args.out or Path(tempfile.mkdtemp(prefix="council-profile-")) / f"{args.workload}-{args.target}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    workload = {"latency": _latency, "replay": _replay, "throughput": _throughput, "viewers": _viewers}[args.workload]
+    workload = {"latency": _latency, "replay": _replay, "throughput": _throughput, "viewers": _viewers, "scale": _scale}[args.workload]
     asyncio.run(workload(args.target, args.seconds, out, args.rate))
     print(summarize(out))
     print(f"\ncollapsed stacks: {out}")

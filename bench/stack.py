@@ -34,8 +34,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Stack:
     """NATS + gateway + orchestrator + runner for one benchmark, torn down on ``__exit__``."""
 
-    def __init__(self, config: StackConfig, *, stamped: bool, label: str) -> None:
+    def __init__(self, config: StackConfig, *, stamped: bool, label: str, runners: int = 1) -> None:
         self.config = config
+        self.runners = runners
         self.stamped = stamped
         self.label = label
         self.root = Path(tempfile.mkdtemp(prefix=f"council-bench-{label}-"))
@@ -80,7 +81,8 @@ class Stack:
         )
         self._spawn("gateway", [*cli, "gateway", "--host", "127.0.0.1", "--port", str(self.port)], env)
         self._spawn("orchestrator", [*cli, "orchestrator"], env)
-        self._spawn("runner", runner, env)
+        for n in range(1, self.runners + 1):
+            self._spawn("runner" if n == 1 else f"runner-{n}", runner, env)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         with (self.root / f"{name}.log").open("ab") as log:

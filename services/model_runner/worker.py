@@ -64,6 +64,7 @@ __all__ = ["Runner", "RunnerStalled", "job_consumer_config", "max_deliveries_sub
 log = logging.getLogger("council.runner")
 
 _END = object()
+_TICK = object()  # something is due: a timeout, or the delta window's flush
 REMEMBERED = 10_000  # cancelled councils and skipped members remembered, so queued jobs drop cheaply
 PULL_WAIT_S = 1.0  # one fetch's wait: how long a stopping puller may take to notice
 PULL_HEARTBEAT_S = 0.4  # the server's heartbeats within a fetch tell a quiet pool from a silent server
@@ -583,7 +584,9 @@ class Runner:
         """Yield the provider's items, enforcing first-token, idle and total timeouts.
 
         The provider runs in its own task feeding a queue, so a timeout (or a flush of the
-        delta window while the provider is quiet) never cancels the provider mid-await.
+        delta window while the provider is quiet) never cancels the provider mid-await. One
+        timer per call, not one per token, watches the limits and the window: it re-arms
+        itself when it fires early, and drops a tick into the queue when something is due.
         """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
@@ -596,25 +599,50 @@ class Runner:
             except Exception as err:  # a provider's bug ends the call at once, not at a timeout
                 await queue.put(err)
 
-        producer = asyncio.create_task(pump())
         t = spec.timeouts
         start = last = loop.time()
         seen_text = False
+        timer: asyncio.Handle | None = None
+        timer_at = 0.0
+
+        def limit() -> float:
+            return min(last + (t.idle_s if seen_text else t.first_token_s), start + t.total_s)
+
+        def next_due() -> float:
+            due = buffer.due_in(loop.time())
+            return limit() if due is None else min(limit(), loop.time() + due)
+
+        def arm() -> None:
+            nonlocal timer, timer_at
+            at = next_due()
+            if timer is not None and timer_at <= at:
+                return  # it fires first and looks again then
+            if timer is not None:
+                timer.cancel()
+            # uvloop hands back a plain Handle (no when()) for a time already past: keep our own.
+            timer, timer_at = loop.call_at(at, fire), at
+
+        def fire() -> None:
+            nonlocal timer
+            timer = None
+            if loop.time() >= next_due():
+                queue.put_nowait(_TICK)
+            else:
+                arm()
+
+        producer = asyncio.create_task(pump())
         try:
+            arm()
             while True:
-                now = loop.time()
-                gap_limit = t.idle_s if seen_text else t.first_token_s
-                limit = min(last + gap_limit, start + t.total_s)
-                wait = limit - now
-                due = buffer.due_in(now)
-                try:
-                    async with asyncio.timeout(max(0.0, min(wait, due) if due is not None else wait)):
-                        item = await queue.get()
-                except TimeoutError:
-                    if due is not None and loop.time() < limit:
+                item = await queue.get()
+                if item is _TICK:
+                    now = loop.time()
+                    if now >= limit():
+                        raise _timeout(spec, seen_text, now - start >= t.total_s)
+                    if buffer.due_in(now) == 0.0:
                         await flush()
-                        continue
-                    raise _timeout(spec, seen_text, loop.time() - start >= t.total_s) from None
+                    arm()
+                    continue
                 if item is _END:
                     return
                 if isinstance(item, Exception):
@@ -624,7 +652,10 @@ class Runner:
                     seen_text = True
                 last = loop.time()
                 yield item
+                arm()  # the token may have opened a window that closes before the timer
         finally:
+            if timer is not None:
+                timer.cancel()
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
 

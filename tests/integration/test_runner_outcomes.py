@@ -8,6 +8,8 @@ import signal
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+import uvloop
+
 from council.common.embedded import EmbeddedNats
 from council.common.eventlog import append, read_events
 from council.common.jetstream import Topology, connect, ensure_topology
@@ -17,6 +19,7 @@ from council.model_runner.providers import build_provider
 from council.model_runner.providers.base import Provider, StreamItem
 from council.model_runner.worker import Runner
 from council.schemas.events import (
+    AnyEvent,
     ModelCompleted,
     ModelDelta,
     ModelFailed,
@@ -173,3 +176,33 @@ async def test_the_first_token_goes_out_at_once_and_the_rest_waits_out_the_windo
         )
     # The leading edge is not held back; what follows within the window goes out together.
     assert [e.data.text for e in events if isinstance(e, ModelDelta)] == ["First ", "more " * 9]
+
+
+def test_a_coalesced_stream_completes_on_uvloop_the_production_loop(
+    fake_openai: FakeProviderServer, nats_url: str
+) -> None:
+    # The runner runs on uvloop in production, whose timers differ from asyncio's (millisecond
+    # resolution; a plain Handle for a time already past): the call's one timer must work there.
+    fake_openai.script("alpha", tokens=[f"w{i} " for i in range(40)], token_delay_s=0.03)
+
+    async def scenario() -> list[AnyEvent]:
+        nc = await connect(nats_url, "test")
+        try:
+            topology = await ensure_topology(nc)
+            settings = fake_settings(nats_url, fake_openai, ["alpha"], delta_window_ms=50)
+            async with runner_running(topology, settings, fake_openai.env):
+                job = await publish_job(topology.js, settings, a_job(settings, "alpha"))
+                return await events_until(
+                    topology.js,
+                    job.council_id,
+                    lambda es: any(isinstance(e, ModelCompleted | ModelFailed) for e in es),
+                )
+        finally:
+            await nc.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        events = runner.run(scenario())
+    assert not [e for e in events if isinstance(e, ModelFailed)]
+    deltas = [e.data.text for e in events if isinstance(e, ModelDelta)]
+    assert deltas[0] == "w0 " and "".join(deltas) == "".join(f"w{i} " for i in range(40))
+    assert len(deltas) < 40  # tokens 30 ms apart shared 50 ms windows

@@ -1,0 +1,190 @@
+"""Benchmark 5 — councils at scale: N councils submitted within 2 s, at a hosted model's pace.
+
+``python -m bench.scale [--councils 50,200,500] [--runners 1]``: one stack per size (the real
+``council runner``, simulated members: 900 ms to the first token, 50 tokens/s, 275 tokens an
+answer, default coalescing). The critical path of one council is three calls in a row: 3 ×
+(0.9 + 275 / 50) = 19.2 s; the limit for each council is that, measured from its POST.
+
+The benchmark watches the log through a core NATS subscription on the terminal events and on
+``model.skipped`` (no SSE client: the measuring side must not be the bottleneck). Per size:
+councils completed; members that answered (all must) and members skipped; time from each POST
+to its terminal event ÷ the critical path, p50 / p99; events/s and tokens/s the stack carried;
+CPU seconds per council; peak RSS per process. Printed and written to
+``bench/results/scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from nats.aio.msg import Msg
+
+from bench.client import new_client, submit
+from bench.config import Pace, StackConfig
+from bench.stack import Stack
+from bench.stats import CpuMeter, percentile
+from council.common.jetstream import connect
+from council.schemas.subjects import LOG_ROOT
+
+__all__ = ["ScaleRow", "run_scale"]
+
+RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
+PACE = Pace(ttft_ms=900, tokens_per_second=50, answer_tokens=275)
+CRITICAL_PATH_S = 3 * (PACE.ttft_ms / 1000 + PACE.answer_tokens / PACE.tokens_per_second)
+MEMBERS = 4
+SUBMIT_WINDOW_S = 2.0
+TERMINAL = ("council.completed", "council.failed", "council.cancelled")
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+@dataclass
+class ScaleRow:
+    councils: int
+    runners: int
+    completed: int
+    members_answered: int
+    members_expected: int
+    skipped: dict[str, int]  # reason -> members skipped for it
+    model_failures: dict[str, int]  # failure kind -> attempts that failed so
+    outcomes: dict[str, int]  # terminal event -> councils that ended so
+    p50_x: float  # time to the terminal event ÷ the critical path
+    p99_x: float
+    wall_s: float
+    events_per_s: float
+    tokens_per_s: float
+    cpu_s_per_council: float
+    peak_rss_mb: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, int] = field(default_factory=dict)
+
+
+def _rss_mb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+async def _measure(stack: Stack, councils: int, runners: int) -> ScaleRow:
+    ended: dict[str, float] = {}
+    outcome: dict[str, str] = {}
+    skipped: dict[str, int] = {}
+    model_failures: dict[str, int] = {}
+    events = 0
+    tokens = 0
+    all_ended = asyncio.Event()
+
+    async def on_event(msg: Msg) -> None:
+        nonlocal events, tokens
+        events += 1
+        kind = msg.subject.split(".", 3)[3]
+        if kind == "model.delta":
+            return
+        body = _decode(msg.data)
+        if kind == "model.completed":
+            tokens += body["data"]["token_count"]
+        elif kind == "model.skipped":
+            reason = body["data"]["reason"]
+            skipped[reason] = skipped.get(reason, 0) + 1
+        elif kind == "model.failed":
+            failed = f"{body['data']['kind']}{'' if body['data']['retrying'] else ' (final)'}"
+            model_failures[failed] = model_failures.get(failed, 0) + 1
+        elif kind in TERMINAL:
+            ended[body["council_id"]] = time.perf_counter()
+            outcome[body["council_id"]] = kind
+            if len(ended) >= councils:
+                all_ended.set()
+
+    nc = await connect(stack.nats.url, "bench-scale")
+    watch = await nc.subscribe(f"{LOG_ROOT}.>", cb=on_event)
+    pids = stack.pids()
+    peak = {name: 0 for name in pids}
+    meter = CpuMeter(pids)
+    meter.start()
+    t0 = time.perf_counter()
+    posted: dict[str, float] = {}
+    async with new_client(stack.url, 64) as http:
+
+        async def one(i: int) -> None:
+            await asyncio.sleep(i * SUBMIT_WINDOW_S / councils)
+            started = time.perf_counter()
+            posted[await submit(http, f"Scale question {i}")] = started
+
+        await asyncio.gather(*(one(i) for i in range(councils)))
+    limit = 20 * CRITICAL_PATH_S
+    while not all_ended.is_set() and time.perf_counter() - t0 < limit:
+        peak = {name: max(peak[name], _rss_mb(pid)) for name, pid in pids.items()}
+        try:
+            await asyncio.wait_for(all_ended.wait(), timeout=0.5)
+        except TimeoutError:
+            stack.check_alive()
+    wall = time.perf_counter() - t0
+    cpu = meter.stop(wall)
+    await watch.unsubscribe()
+    await nc.close()
+    times = sorted(ended[c] - posted[c] for c in posted if c in ended)
+    used = sum(s for name, s in meter.seconds.items() if name != "bench-client")
+    answered = MEMBERS * councils - sum(skipped.values())
+    return ScaleRow(
+        councils=councils,
+        runners=runners,
+        completed=sum(outcome.get(c) == "council.completed" for c in posted),
+        members_answered=answered,
+        members_expected=MEMBERS * councils,
+        skipped=skipped,
+        model_failures=model_failures,
+        outcomes={kind: sum(o == kind for o in outcome.values()) for kind in TERMINAL},
+        p50_x=round(percentile(times, 50) / CRITICAL_PATH_S, 2) if times else 0.0,
+        p99_x=round(percentile(times, 99) / CRITICAL_PATH_S, 2) if times else 0.0,
+        wall_s=round(wall, 1),
+        events_per_s=round(events / wall),
+        tokens_per_s=round(tokens / wall),
+        cpu_s_per_council=round(used / councils, 3),
+        peak_rss_mb=peak,
+        cpu=cpu,
+    )
+
+
+async def run_scale(sizes: list[int], runners: int, window_max_ms: int = 250) -> list[ScaleRow]:
+    """A fresh stack per size, so one size's leftovers do not slow the next."""
+    rows = []
+    for councils in sizes:
+        config = StackConfig(members=MEMBERS, pace=PACE, max_concurrency=4096, delta_window_max_ms=window_max_ms)
+        with Stack(config, stamped=False, label=f"scale-{councils}", runners=runners) as stack:
+            await stack.ready()
+            rows.append(await _measure(stack, councils, runners))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--councils", default="50,200,500")
+    parser.add_argument("--runners", type=int, default=1)
+    parser.add_argument("--window-max-ms", type=int, default=250, help="runner.delta_window_max_ms")
+    args = parser.parse_args()
+    rows = asyncio.run(run_scale([int(n) for n in args.councils.split(",")], args.runners, args.window_max_ms))
+    print(f"critical path {CRITICAL_PATH_S:.1f} s; targets at 500 councils: every member answers, p50 ≤ 1.25 ×, p99 ≤ 1.5 ×")
+    print("| councils | runners | completed | members answered | skipped | p50 / p99 × critical path | events/s | tokens/s | CPU s per council | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r.councils} | {r.runners} | {r.completed} | {r.members_answered} / {r.members_expected} | {r.skipped or '-'} | "
+            f"{r.p50_x} / {r.p99_x} | {r.events_per_s:,} | {r.tokens_per_s:,} | {r.cpu_s_per_council} | {r.peak_rss_mb} |"
+        )
+        print(f"  outcomes {r.outcomes}; model failures {r.model_failures or '-'}; CPU % of a core: {r.cpu}")
+    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"measured": measured, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
