@@ -60,6 +60,7 @@ class ScaleRow:
     events_per_s: float
     tokens_per_s: float
     cpu_s_per_council: float
+    cpu_us_per_token: float  # every process of the stack but the measuring client
     peak_rss_mb: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, int] = field(default_factory=dict)
 
@@ -149,6 +150,7 @@ async def _measure(stack: Stack, councils: int, runners: int) -> ScaleRow:
         events_per_s=round(events / wall),
         tokens_per_s=round(tokens / wall),
         cpu_s_per_council=round(used / councils, 3),
+        cpu_us_per_token=round(used * 1e6 / tokens, 1) if tokens else 0.0,
         peak_rss_mb=peak,
         cpu=cpu,
     )
@@ -173,12 +175,12 @@ def main() -> None:
     args = parser.parse_args()
     rows = asyncio.run(run_scale([int(n) for n in args.councils.split(",")], args.runners, args.window_max_ms))
     print(f"critical path {CRITICAL_PATH_S:.1f} s; targets at 500 councils: every member answers, p50 ≤ 1.25 ×, p99 ≤ 1.5 ×")
-    print("| councils | runners | completed | members answered | skipped | p50 / p99 × critical path | events/s | tokens/s | CPU s per council | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| councils | runners | completed | members answered | skipped | p50 / p99 × critical path | events/s | tokens/s | CPU s per council | CPU µs per token | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r.councils} | {r.runners} | {r.completed} | {r.members_answered} / {r.members_expected} | {r.skipped or '-'} | "
-            f"{r.p50_x} / {r.p99_x} | {r.events_per_s:,} | {r.tokens_per_s:,} | {r.cpu_s_per_council} | {r.peak_rss_mb} |"
+            f"{r.p50_x} / {r.p99_x} | {r.events_per_s:,} | {r.tokens_per_s:,} | {r.cpu_s_per_council} | {r.cpu_us_per_token} | {r.peak_rss_mb} |"
         )
         print(f"  outcomes {r.outcomes}; model failures {r.model_failures or '-'}; CPU % of a core: {r.cpu}")
     measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

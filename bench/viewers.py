@@ -44,6 +44,7 @@ _TERMINAL = re.compile(rb"^event: council\.(completed|failed|cancelled)\r?$", re
 class ViewersRow:
     clients: int
     councils: int
+    spread_s: float
     refused: int
     exact: int  # clients whose ids equal the log's
     events_delivered: int
@@ -125,9 +126,12 @@ async def _loop_lag(views: list[asyncio.Task[_Seen]]) -> list[int]:
     return lags
 
 
-async def _measure(stack: Stack, clients: int, councils: int) -> ViewersRow:
+async def _measure(stack: Stack, clients: int, councils: int, spread_s: float) -> ViewersRow:
     async with new_client(stack.url, councils) as http:
-        ids = [await submit(http, f"Viewers question {i}") for i in range(councils)]
+        ids = []
+        for i in range(councils):  # all at once (members stream in lockstep), or spread over spread_s
+            ids.append(await submit(http, f"Viewers question {i}"))
+            await asyncio.sleep(spread_s / councils)
         gateway_pid = stack.pids()["gateway"]
         rss_before = _rss_kb(gateway_pid)
         meter = CpuMeter(stack.pids())
@@ -154,6 +158,7 @@ async def _measure(stack: Stack, clients: int, councils: int) -> ViewersRow:
     return ViewersRow(
         clients=clients,
         councils=councils,
+        spread_s=spread_s,
         refused=sum(s.refused is not None for s in seen),
         exact=sum(s.ids == reference[ids[i % councils]] for i, s in enumerate(seen)),
         events_delivered=sum(len(s.ids) for s in seen),
@@ -170,21 +175,22 @@ async def _measure(stack: Stack, clients: int, councils: int) -> ViewersRow:
     )
 
 
-async def run_viewers(clients: list[int], councils: int) -> list[ViewersRow]:
+async def run_viewers(clients: list[int], councils: int, spread_s: float = 0.0) -> list[ViewersRow]:
     """One stack; for each client count, fresh councils and that many viewers of them."""
     with Stack(StackConfig(members=4, pace=PACE), stamped=False, label="viewers") as stack:
         await stack.ready()
-        return [await _measure(stack, n, councils) for n in clients]
+        return [await _measure(stack, n, councils, spread_s) for n in clients]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", default="200,1000,2000")
     parser.add_argument("--councils", type=int, default=20)
+    parser.add_argument("--spread", type=float, default=0.0, help="submit the councils over this many seconds")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    rows = asyncio.run(run_viewers([int(n) for n in args.clients.split(",")], args.councils))
+    rows = asyncio.run(run_viewers([int(n) for n in args.clients.split(",")], args.councils, args.spread))
     print(
         "| clients | councils | refused | exact | events delivered | event→client p50 / p99 ms "
         "| once all connected p50 / p99 ms | wall s | gateway CPU µs / RSS KB per client |"

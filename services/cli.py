@@ -93,6 +93,11 @@ def _wait_healthy(
     return False
 
 
+def default_runners() -> int:
+    """One runner per core, up to 4: a runner is one process on one core, and CPU is its limit."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from council.common.embedded import EmbeddedNats, StoreInUse, exit_with_parent
 
@@ -125,7 +130,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         commands = [
             [*me, "gateway", "--host", args.host, "--port", str(args.port)],
             [*me, "orchestrator"],
-            *([*me, "runner"] for _ in range(args.runners)),
+            *([*me, "runner"] for _ in range(args.runners or default_runners())),
         ]
         # SIGTERM them should this process be SIGKILLed: orphans would hold the port and the store.
         procs = [subprocess.Popen(cmd, env=env, preexec_fn=exit_with_parent()) for cmd in commands]
@@ -185,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8000)
     up.add_argument("--data-dir", default=".council-data", help="where the embedded NATS keeps the log")
-    up.add_argument("--runners", type=int, default=1, help="number of model runner processes")
+    up.add_argument(
+        "--runners", type=int, default=None, help="model runner processes (default: one per core, at most 4)"
+    )
     up.add_argument("--nats-port", type=int, default=None, help="embedded NATS port (default: a free one)")
     up.set_defaults(func=cmd_up)
 

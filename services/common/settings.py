@@ -95,7 +95,7 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # Under load the window widens (up to delta_window_max_ms) so that this runner's streams
     # together append about delta_events_per_s deltas a second, and narrows again when quiet.
     delta_window_max_ms: int = 250
-    delta_events_per_s: int = 400
+    delta_events_per_s: int = 1000
     # A model call is almost all waiting: a runner holds this many jobs at once (calling, or
     # waiting for their model's max_concurrency), bounded by CPU and memory, not by this.
     max_in_flight: int = 1024
