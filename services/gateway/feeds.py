@@ -24,14 +24,14 @@ from council.schemas.codec import DecodeError, stamp_seq
 from council.schemas.events import TERMINAL_TYPES
 from council.schemas.subjects import council_filter
 
-__all__ = ["Feed", "Feeds", "event_frame"]
+__all__ = ["Feed", "Feeds"]
 
 log = logging.getLogger("council.gateway.feeds")
 
 FIRST_TYPE = "council.submitted"  # every council's log starts with it
 
 
-def event_frame(seq: int, kind: str, envelope: bytes) -> bytes:
+def _frame(seq: int, kind: str, envelope: bytes) -> bytes:
     """One SSE frame: ``id``, ``event`` and the envelope as its single ``data`` line."""
     # msgspec's JSON never holds a raw line break, so the envelope is exactly one data line.
     return b"id: %d\r\nevent: %s\r\ndata: %s\r\n\r\n" % (seq, kind.encode(), envelope)
@@ -100,7 +100,7 @@ class Feed:
             return
         self.whole = self.whole or (not self.seqs and kind == FIRST_TYPE)
         self.seqs.append(seq)
-        self.frames.append(event_frame(seq, kind, envelope))
+        self.frames.append(_frame(seq, kind, envelope))
         self.ended = kind in TERMINAL_TYPES
         if self.ended:  # nothing follows: the frames stay, the consumer can go
             asyncio.get_running_loop().call_soon(self._on_end, self)
@@ -127,9 +127,6 @@ class Feeds:
         self._inactive_s = inactive_s
         self._feeds: dict[str, Feed] = {}
         self._closing: set[asyncio.Task[None]] = set()
-
-    def __len__(self) -> int:
-        return len(self._feeds)
 
     def whole(self, council_id: str) -> Feed | None:
         """The council's feed if this process follows it and holds it from its first event."""

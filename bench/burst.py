@@ -1,0 +1,113 @@
+"""Benchmark 6 — a POST burst: N councils submitted within 2 s, time to each 202.
+
+``python -m bench.burst [--posts 500] [--connections 64]``: one stack; after a warm-up, N POSTs
+go out evenly over 2 s from an httpx client with a pool of ``--connections`` keep-alive
+connections (one connection would serialise them: the client, not the gateway, would be
+measured). Reported: p50 / p99 / max time from sending each POST to its 202, refusals, and the
+measuring client's own loop lag beside them. Two cases: the append path alone (gateway and
+NATS; orchestrator and runner stopped, so the councils stay queued) and the whole stack (the
+councils start deliberating during the burst, at a hosted model's pace). Written to
+``bench/results/burst.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.client import new_client
+from bench.config import Pace, StackConfig
+from bench.stack import Stack
+from bench.stats import percentile
+
+__all__ = ["BurstRow", "run_burst"]
+
+RESULTS = Path(__file__).resolve().parent / "results" / "burst.json"
+WINDOW_S = 2.0
+SETTLE_S = 1.5  # after the warm-up: a freshly started stack is still settling (leases, first requests)
+
+
+@dataclass
+class BurstRow:
+    case: str
+    posts: int
+    connections: int
+    accepted: int
+    p50_ms: int
+    p99_ms: int
+    max_ms: int
+    client_loop_lag_p99_ms: int
+
+
+async def _lag(done: asyncio.Event) -> list[int]:
+    lags: list[int] = []
+    while not done.is_set():
+        start = time.perf_counter()
+        await asyncio.sleep(0.01)
+        lags.append(round((time.perf_counter() - start - 0.01) * 1000))
+    return lags
+
+
+async def _post(http: httpx.AsyncClient, delay_s: float, i: int) -> tuple[int, int]:
+    await asyncio.sleep(delay_s)
+    start = time.perf_counter()
+    response = await http.post("/api/v1/council/query", json={"prompt": f"Burst question {i}"})
+    return response.status_code, round((time.perf_counter() - start) * 1000)
+
+
+async def run_burst(posts: int, connections: int, whole_stack: bool) -> BurstRow:
+    """One stack, a warm-up, then the burst."""
+    pace = Pace(ttft_ms=900, tokens_per_second=50, answer_tokens=275)
+    with Stack(StackConfig(members=4, pace=pace, max_concurrency=4096), stamped=False, label="burst") as stack:
+        await stack.ready()
+        if not whole_stack:
+            for name in ("orchestrator", "runner"):
+                stack.procs[name].terminate()
+                stack.procs.pop(name).wait()
+        async with new_client(stack.url, connections) as http:
+            await asyncio.gather(*(_post(http, 0.0, -i) for i in range(connections)))  # open the pool
+            await asyncio.sleep(SETTLE_S)
+            done = asyncio.Event()
+            probe = asyncio.create_task(_lag(done))
+            results = await asyncio.gather(*(_post(http, i * WINDOW_S / posts, i) for i in range(posts)))
+            done.set()
+            lags = sorted(await probe)
+    times = sorted(ms for status, ms in results if status == 202)
+    return BurstRow(
+        case="whole stack" if whole_stack else "append path",
+        posts=posts,
+        connections=connections,
+        accepted=len(times),
+        p50_ms=percentile(times, 50),
+        p99_ms=percentile(times, 99),
+        max_ms=times[-1] if times else 0,
+        client_loop_lag_p99_ms=percentile(lags, 99),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--posts", type=int, default=500)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    rows = [asyncio.run(run_burst(args.posts, args.connections, whole)) for whole in (False, True)]
+    print("| case | POSTs in 2 s | connections | accepted | time to 202 p50 / p99 / max ms | client loop lag p99 ms |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row.case} | {row.posts} | {row.connections} | {row.accepted} | "
+            f"{row.p50_ms} / {row.p99_ms} / {row.max_ms} | {row.client_loop_lag_p99_ms} |"
+        )
+    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"measured": measured, "rows": [asdict(row) for row in rows]}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
