@@ -23,7 +23,7 @@ import httpx
 from bench.client import new_client
 from bench.config import Pace, StackConfig
 from bench.stack import Stack
-from bench.stats import percentile
+from bench.stats import loop_lag_ms, percentile
 
 __all__ = ["BurstRow", "run_burst"]
 
@@ -42,15 +42,6 @@ class BurstRow:
     p99_ms: int
     max_ms: int
     client_loop_lag_p99_ms: int
-
-
-async def _lag(done: asyncio.Event) -> list[int]:
-    lags: list[int] = []
-    while not done.is_set():
-        start = time.perf_counter()
-        await asyncio.sleep(0.01)
-        lags.append(round((time.perf_counter() - start - 0.01) * 1000))
-    return lags
 
 
 async def _post(http: httpx.AsyncClient, delay_s: float, i: int) -> tuple[int, int]:
@@ -107,7 +98,7 @@ async def run_burst(posts: int, connections: int, whole_stack: bool, raw: bool =
             await asyncio.gather(*(_post(http, 0.0, -i) for i in range(connections)))  # open the pool
             await asyncio.sleep(SETTLE_S)
             done = asyncio.Event()
-            probe = asyncio.create_task(_lag(done))
+            probe = asyncio.create_task(loop_lag_ms(done))
             if raw:
                 pool = [_RawConnection(stack.port) for _ in range(connections)]
                 results = await asyncio.gather(

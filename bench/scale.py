@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 from bench.client import new_client, submit
 from bench.config import Pace, StackConfig
 from bench.stack import Stack
-from bench.stats import CpuMeter, percentile
+from bench.stats import CpuMeter, percentile, rss_kb
 from council.common.jetstream import connect
 from council.schemas.subjects import LOG_ROOT
 
@@ -63,16 +63,6 @@ class ScaleRow:
     cpu_us_per_token: float  # every process of the stack but the measuring client
     peak_rss_mb: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, int] = field(default_factory=dict)
-
-
-def _rss_mb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return 0
 
 
 async def _measure(stack: Stack, councils: int, runners: int) -> ScaleRow:
@@ -123,7 +113,7 @@ async def _measure(stack: Stack, councils: int, runners: int) -> ScaleRow:
         await asyncio.gather(*(one(i) for i in range(councils)))
     limit = 20 * CRITICAL_PATH_S
     while not all_ended.is_set() and time.perf_counter() - t0 < limit:
-        peak = {name: max(peak[name], _rss_mb(pid)) for name, pid in pids.items()}
+        peak = {name: max(peak[name], rss_kb(pid) // 1024) for name, pid in pids.items()}
         try:
             await asyncio.wait_for(all_ended.wait(), timeout=0.5)
         except TimeoutError:

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import resource
 import statistics
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["NOISE_LIMIT_PERCENT", "CpuMeter", "Dist", "median", "noise", "percentile", "quietest"]
+__all__ = [
+    "NOISE_LIMIT_PERCENT",
+    "CpuMeter",
+    "Dist",
+    "loop_lag_ms",
+    "median",
+    "noise",
+    "percentile",
+    "quietest",
+    "rss_kb",
+]
 
 T = TypeVar("T")
+Number = TypeVar("Number", int, float)
 
 
-def percentile(sorted_values: Sequence[int], q: float) -> int:
+def percentile(sorted_values: Sequence[Number], q: float) -> Number:
     """Nearest-rank percentile of already sorted values (q in 0..100)."""
     if not sorted_values:
         return 0
@@ -154,3 +168,26 @@ async def quietest(
         if noise(cpu(again)) < noise(cpu(best)):
             best = again
     return best, attempts
+
+
+def rss_kb(pid: int) -> int:
+    """A process's resident memory now, in KB (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+async def loop_lag_ms(done: asyncio.Event) -> list[int]:
+    """How late this process's own event loop wakes (ms), every 10 ms until ``done``: the
+    measuring client's share of what it measures."""
+    lags: list[int] = []
+    while not done.is_set():
+        start = time.perf_counter()
+        await asyncio.sleep(0.01)
+        lags.append(round((time.perf_counter() - start - 0.01) * 1000))
+    return lags
+

@@ -29,7 +29,7 @@ from pathlib import Path
 from bench.client import new_client, submit
 from bench.config import Pace, StackConfig
 from bench.stack import Stack
-from bench.stats import CpuMeter, percentile
+from bench.stats import CpuMeter, loop_lag_ms, percentile, rss_kb
 
 __all__ = ["ViewersRow", "run_viewers"]
 
@@ -67,13 +67,6 @@ class _Seen:
     stamps: list[float] = field(default_factory=list)  # the ts of each event in lags_ms
     opened_s: float = 0.0
     refused: str | None = None
-
-
-def _rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def _stamp_s(ts: bytes) -> float:
@@ -116,16 +109,6 @@ async def _view(port: int, council_id: str, opened: asyncio.Event) -> _Seen:
         writer.close()
 
 
-async def _loop_lag(views: list[asyncio.Task[_Seen]]) -> list[int]:
-    """How late the measuring client's own event loop wakes (ms): its share of the latency."""
-    lags: list[int] = []
-    while not all(view.done() for view in views):
-        start = time.perf_counter()
-        await asyncio.sleep(0.01)
-        lags.append(round((time.perf_counter() - start - 0.01) * 1000))
-    return lags
-
-
 async def _measure(stack: Stack, clients: int, councils: int, spread_s: float) -> ViewersRow:
     async with new_client(stack.url, councils) as http:
         ids = []
@@ -133,19 +116,21 @@ async def _measure(stack: Stack, clients: int, councils: int, spread_s: float) -
             ids.append(await submit(http, f"Viewers question {i}"))
             await asyncio.sleep(spread_s / councils)
         gateway_pid = stack.pids()["gateway"]
-        rss_before = _rss_kb(gateway_pid)
+        rss_before = rss_kb(gateway_pid)
         meter = CpuMeter(stack.pids())
         meter.start()
         t0 = time.perf_counter()
         opened = [asyncio.Event() for _ in range(clients)]
         views = [asyncio.create_task(_view(stack.port, ids[i % councils], opened[i])) for i in range(clients)]
         peak_rss = rss_before
-        lag_probe = asyncio.create_task(_loop_lag(views))
+        all_done = asyncio.Event()
+        lag_probe = asyncio.create_task(loop_lag_ms(all_done))
         while not all(view.done() for view in views):
-            peak_rss = max(peak_rss, _rss_kb(gateway_pid))
+            peak_rss = max(peak_rss, rss_kb(gateway_pid))
             await asyncio.wait(views, timeout=0.5)
         wall = time.perf_counter() - t0
         cpu = meter.stop(wall)
+        all_done.set()
         client_lag = sorted(await lag_probe)
         stack.check_alive()
         seen = [view.result() for view in views]

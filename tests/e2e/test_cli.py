@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from council.cli import service_command
+from council.cli import default_runners, service_command
 from council.common.embedded import free_port
 from tests.e2e.procs import Services, wait_ready, write_config
 
@@ -114,7 +114,7 @@ def test_a_sigkilled_council_up_takes_its_nats_server_and_services_with_it(tmp_p
     up = start_up(tmp_path, port, env, "up.log")
     children = children_of(up.pid)
     nats_server = nats_server_of(children)
-    assert len(children) == 4  # nats-server, gateway, orchestrator, one runner
+    assert len(children) == 3 + default_runners()  # nats-server, gateway, orchestrator, a runner per core
     try:
         os.kill(up.pid, signal.SIGKILL)
         up.wait(timeout=10)
