@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import httpx
 
 from bench.client import new_client
 from bench.config import Pace, StackConfig
+from bench.report import record
 from bench.stack import Stack
 from bench.stats import loop_lag_ms, percentile
 
 __all__ = ["BurstRow", "run_burst"]
 
-RESULTS = Path(__file__).resolve().parent / "results" / "burst.json"
 WINDOW_S = 2.0
 SETTLE_S = 1.5  # after the warm-up: a freshly started stack is still settling (leases, first requests)
 
@@ -69,7 +67,9 @@ class _RawConnection:
                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
             )
             head = await reader.readuntil(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+            length = int(
+                next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+            )
             await reader.readexactly(length)
             return int(head.split(b" ", 2)[1])
 
@@ -130,16 +130,27 @@ def main() -> None:
     args = parser.parse_args()
     cases = [(False, True), (False, False), (True, True)]  # (whole stack, raw client)
     rows = [asyncio.run(run_burst(args.posts, args.connections, whole, raw)) for whole, raw in cases]
-    print("| case | POSTs in 2 s | connections | accepted | time to 202 p50 / p99 / max ms | client loop lag p99 ms |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print(
-            f"| {row.case} | {row.posts} | {row.connections} | {row.accepted} | "
-            f"{row.p50_ms} / {row.p99_ms} / {row.max_ms} | {row.client_loop_lag_p99_ms} |"
-        )
-    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"measured": measured, "rows": [asdict(row) for row in rows]}, indent=2) + "\n")
+    head = [
+        "case",
+        "POSTs in 2 s",
+        "connections",
+        "accepted",
+        "time to 202 p50 / p99 / max ms",
+        "client loop lag p99 ms",
+    ]
+    record(
+        "burst",
+        rows,
+        head,
+        lambda r: [
+            r.case,
+            str(r.posts),
+            str(r.connections),
+            str(r.accepted),
+            f"{r.p50_ms} / {r.p99_ms} / {r.max_ms}",
+            str(r.client_loop_lag_p99_ms),
+        ],
+    )
 
 
 if __name__ == "__main__":

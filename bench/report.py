@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,17 @@ from bench.stats import Dist
 from bench.throughput import ThroughputRow
 from council.common.embedded import nats_server_binary
 
-__all__ = ["Target", "code_fingerprint", "machine_info", "markdown", "refresh_readme", "targets", "to_json"]
+__all__ = [
+    "Target",
+    "code_fingerprint",
+    "machine_info",
+    "markdown",
+    "record",
+    "refresh_readme",
+    "table",
+    "targets",
+    "to_json",
+]
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -185,10 +198,29 @@ def to_json(
     }
 
 
+def record(name: str, rows: Sequence[Any], head: list[str], cells: Callable[[Any], list[str]]) -> Path:
+    """Print a standalone benchmark's rows as a table and keep them, with the machine and the
+    code they were measured on, in ``bench/results/<name>.json``."""
+    print("\n".join(table(head, [cells(row) for row in rows])))
+    path = Path(__file__).resolve().parent / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    body = {
+        "measured": measured,
+        "command": " ".join(["python -m", f"bench.{name}", *sys.argv[1:]]),
+        "machine": machine_info(),
+        "code_sha256": code_fingerprint(path.parents[2]),
+        "rows": [asdict(row) for row in rows],
+    }
+    path.write_text(json.dumps(body, indent=2) + "\n")
+    return path
+
+
 # ---- tables ---------------------------------------------------------------------------------
 
 
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+def table(head: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table, its columns padded to line up."""
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:
@@ -243,7 +275,7 @@ def _latency_table(rows: list[LatencyRow]) -> list[str]:
         ]
         for r in rows
     ]
-    return _table(head, body)
+    return table(head, body)
 
 
 def _throughput_table(rows: list[ThroughputRow]) -> list[str]:
@@ -274,7 +306,7 @@ def _throughput_table(rows: list[ThroughputRow]) -> list[str]:
         ]
         for r in rows
     ]
-    return _table(head, body)
+    return table(head, body)
 
 
 def _replay_table(result: ReplayResult) -> list[str]:
@@ -291,7 +323,7 @@ def _replay_table(result: ReplayResult) -> list[str]:
         ]
         for reads in (result.lean, result.httpx_sse)
     ]
-    return _table(head, body)
+    return table(head, body)
 
 
 def markdown(
@@ -330,7 +362,7 @@ def markdown(
     found = targets(latency, replay)
     if found:
         rows = [[t.name, t.goal, t.measured, "yes" if t.met else "**no**"] for t in found]
-        out += ["**Targets:**", "", *_table(["target", "goal", "measured", "met"], rows), ""]
+        out += ["**Targets:**", "", *table(["target", "goal", "measured", "met"], rows), ""]
     return "\n".join(out)
 
 

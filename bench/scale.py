@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -28,6 +26,7 @@ from nats.aio.msg import Msg
 
 from bench.client import new_client, submit
 from bench.config import Pace, StackConfig
+from bench.report import record
 from bench.stack import Stack
 from bench.stats import CpuMeter, percentile, rss_kb
 from council.common.jetstream import connect
@@ -35,7 +34,6 @@ from council.schemas.subjects import LOG_ROOT
 
 __all__ = ["ScaleRow", "run_scale"]
 
-RESULTS = Path(__file__).resolve().parent / "results" / "scale.json"
 PACE = Pace(ttft_ms=900, tokens_per_second=50, answer_tokens=275)
 CRITICAL_PATH_S = 3 * (PACE.ttft_ms / 1000 + PACE.answer_tokens / PACE.tokens_per_second)
 MEMBERS = 4
@@ -164,18 +162,31 @@ def main() -> None:
     parser.add_argument("--window-max-ms", type=int, default=250, help="runner.delta_window_max_ms")
     args = parser.parse_args()
     rows = asyncio.run(run_scale([int(n) for n in args.councils.split(",")], args.runners, args.window_max_ms))
-    print(f"critical path {CRITICAL_PATH_S:.1f} s; targets at 500 councils: every member answers, p50 ≤ 1.25 ×, p99 ≤ 1.5 ×")
-    print("| councils | runners | completed | members answered | skipped | p50 / p99 × critical path | events/s | tokens/s | CPU s per council | CPU µs per token | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        f"critical path {CRITICAL_PATH_S:.1f} s; targets at 500 councils: every member answers, p50 ≤ 1.25 ×, p99 ≤ 1.5 ×"
+    )
+    head = ["councils", "runners", "completed", "members answered", "skipped", "p50 / p99 × critical path"]
+    head += ["events/s", "tokens/s", "CPU s per council", "CPU µs per token", "peak RSS MB"]
+    record(
+        "scale",
+        rows,
+        head,
+        lambda r: [
+            str(r.councils),
+            str(r.runners),
+            str(r.completed),
+            f"{r.members_answered} / {r.members_expected}",
+            str(r.skipped or "-"),
+            f"{r.p50_x} / {r.p99_x}",
+            f"{r.events_per_s:,}",
+            f"{r.tokens_per_s:,}",
+            str(r.cpu_s_per_council),
+            str(r.cpu_us_per_token),
+            str(r.peak_rss_mb),
+        ],
+    )
     for r in rows:
-        print(
-            f"| {r.councils} | {r.runners} | {r.completed} | {r.members_answered} / {r.members_expected} | {r.skipped or '-'} | "
-            f"{r.p50_x} / {r.p99_x} | {r.events_per_s:,} | {r.tokens_per_s:,} | {r.cpu_s_per_council} | {r.cpu_us_per_token} | {r.peak_rss_mb} |"
-        )
-        print(f"  outcomes {r.outcomes}; model failures {r.model_failures or '-'}; CPU % of a core: {r.cpu}")
-    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"measured": measured, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+        print(f"{r.councils} councils: outcomes {r.outcomes}; model failures {r.model_failures or '-'}; CPU % {r.cpu}")
 
 
 if __name__ == "__main__":

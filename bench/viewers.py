@@ -18,22 +18,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from bench.client import new_client, submit
 from bench.config import Pace, StackConfig
+from bench.report import record
 from bench.stack import Stack
 from bench.stats import CpuMeter, loop_lag_ms, percentile, rss_kb
 
 __all__ = ["ViewersRow", "run_viewers"]
 
-RESULTS = Path(__file__).resolve().parent / "results" / "viewers.json"
 PACE = Pace(ttft_ms=300, tokens_per_second=50, answer_tokens=200)
 _ID = re.compile(rb"^id: (\d+)\r?$", re.MULTILINE)
 _TS = re.compile(rb'"ts":"([^"]+)"')
@@ -176,20 +174,32 @@ def main() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     rows = asyncio.run(run_viewers([int(n) for n in args.clients.split(",")], args.councils, args.spread))
-    print(
-        "| clients | councils | refused | exact | events delivered | event→client p50 / p99 ms "
-        "| once all connected p50 / p99 ms | wall s | gateway CPU µs / RSS KB per client |"
+    head = ["clients", "councils", "refused", "exact", "events delivered", "event→client p50 / p99 ms"]
+    head += [
+        "once all connected p50 / p99 ms",
+        "wall s",
+        "gateway CPU µs / RSS KB per client",
+        "client loop lag p99 ms",
+    ]
+    record(
+        "viewers",
+        rows,
+        head,
+        lambda r: [
+            f"{r.clients:,}",
+            str(r.councils),
+            str(r.refused),
+            f"{r.exact:,}",
+            f"{r.events_delivered:,}",
+            f"{r.latency_p50_ms} / {r.latency_p99_ms}",
+            f"{r.connected_p50_ms} / {r.connected_p99_ms}",
+            str(r.wall_s),
+            f"{r.gateway_us_per_client:,} / {r.gateway_rss_kb_per_client}",
+            str(r.client_loop_lag_p99_ms),
+        ],
     )
-    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(
-            f"| {r.clients:,} | {r.councils} | {r.refused} | {r.exact:,} | {r.events_delivered:,} | "
-            f"{r.latency_p50_ms} / {r.latency_p99_ms} | {r.connected_p50_ms} / {r.connected_p99_ms} | {r.wall_s} | {r.gateway_us_per_client:,} / {r.gateway_rss_kb_per_client} |"
-        )
-        print(f"  CPU % of a core: {r.cpu}; measuring client's loop lag p50/p99 ms: {r.client_loop_lag_p50_ms} / {r.client_loop_lag_p99_ms}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    measured = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    RESULTS.write_text(json.dumps({"measured": measured, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+        print(f"{r.clients:,} clients: CPU % {r.cpu}")
 
 
 if __name__ == "__main__":
