@@ -171,10 +171,9 @@ def stream_seq(msg: Msg) -> int:
 class Cursor:
     """An ordered consumer on the log: one server-side cursor, no gap, no duplicate, in order.
 
-    ``batch()`` consumes messages as ``next_msg`` does, so flow control is answered by what was
-    consumed: a reader that stops reading holds the server back instead of piling the log up in
-    memory (but for the one window nats-py releases on each idle heartbeat of a stalled
-    consumer). Close it with ``close()``.
+    It hands every message to its callback as it arrives, and nats-py answers flow control at
+    once: for readers that keep everything anyway (a gateway's feed, ``read_events``). Close it
+    with ``close()``.
     """
 
     def __init__(self, js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
@@ -190,30 +189,6 @@ class Cursor:
         jsi = self._sub._sub._jsi
         if jsi is not None and jsi._ordered:
             await jsi.reset_ordered_consumer(jsi._sseq + 1)
-
-    async def batch(self, wait_s: float | None) -> list[Msg]:
-        """The next message (raising ``TimeoutError`` after ``wait_s``) and all that arrived behind it."""
-        # Taken straight from nats-py's queue as its next_msg takes them, without the task, timer
-        # and uuid that next_msg spends on every message (most of the relay's own cost). Once
-        # the queue is empty, a flow-control request the server is waiting on is answered, as
-        # next_msg answers it: the reader has consumed everything delivered so far.
-        core = self._sub._sub
-        queue: asyncio.Queue[Msg] = core._pending_queue
-        if queue.empty():
-            async with asyncio.timeout(wait_s):
-                msgs = [await queue.get()]
-        else:
-            msgs = [queue.get_nowait()]
-        while not queue.empty():
-            msgs.append(queue.get_nowait())
-        for msg in msgs:
-            core._pending_size -= len(msg.data)
-            queue.task_done()
-        jsi = core._jsi
-        if jsi is not None and jsi._fcr:
-            await self._js._nc.publish(jsi._fcr)
-            jsi._fcr = None
-        return msgs
 
     async def total(self) -> int:
         """How many messages this cursor delivers in all, as the log stands now."""
@@ -253,14 +228,11 @@ async def open_cursor(
     subject_filter: str,
     after: int = 0,
     inactive_s: float = INACTIVE_S,
-    deliver: Callable[[Msg], Awaitable[None]] | None = None,
+    *,
+    deliver: Callable[[Msg], Awaitable[None]],
 ) -> Cursor:
-    """A cursor over every message on ``subject_filter`` with seq > ``after``, then live ones.
-
-    With ``deliver``, messages are handed to it as they arrive instead of taken with ``batch()``:
-    cheaper per message, but nats-py then answers flow control at once, so only for a reader
-    that keeps everything anyway.
-    """
+    """A cursor over every message on ``subject_filter`` with seq > ``after``, then live ones,
+    each handed to ``deliver`` in order."""
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
         opt_start_seq=after + 1 if after else None,

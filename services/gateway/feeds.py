@@ -21,14 +21,14 @@ from nats.js import JetStreamContext
 
 from council.common.eventlog import Cursor, open_cursor, stream_seq
 from council.schemas.codec import DecodeError, stamp_seq
-from council.schemas.events import TERMINAL_TYPES
+from council.schemas.events import TERMINAL_TYPES, CouncilSubmitted
 from council.schemas.subjects import council_filter
 
 __all__ = ["Feed", "Feeds"]
 
 log = logging.getLogger("council.gateway.feeds")
 
-FIRST_TYPE = "council.submitted"  # every council's log starts with it
+FIRST_TYPE = str(CouncilSubmitted.__struct_config__.tag)  # every council's log starts with it
 
 
 def _frame(seq: int, kind: str, envelope: bytes) -> bytes:
