@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+import msgspec
 import uvloop
 
 from council.common.embedded import EmbeddedNats
@@ -206,3 +207,47 @@ def test_a_coalesced_stream_completes_on_uvloop_the_production_loop(
     deltas = [e.data.text for e in events if isinstance(e, ModelDelta)]
     assert deltas[0] == "w0 " and "".join(deltas) == "".join(f"w{i} " for i in range(40))
     assert len(deltas) < 40  # tokens 30 ms apart shared 50 ms windows
+
+
+async def test_the_delta_window_widens_with_the_streams_a_runner_carries(
+    fake_openai: FakeProviderServer, nats_url: str, topology: Topology
+) -> None:
+    models = ["alpha", "bravo", "charlie"]
+    for model in models:
+        fake_openai.script(model, tokens=[f"{model}{i} " for i in range(40)], token_delay_s=0.01)
+    # A 10 ms window would send each of these tokens (10 ms apart) as its own delta; three
+    # streams at 10 deltas a second in all widen it to about 300 ms.
+    window = {"delta_window_ms": 10, "delta_window_max_ms": 10_000, "delta_events_per_s": 10, "delta_max_tokens": 100}
+    settings = fake_settings(nats_url, fake_openai, models, **window)
+    async with runner_running(topology, settings, fake_openai.env):
+        jobs = [await publish_job(topology.js, settings, a_job(settings, model)) for model in models]
+        streams = [
+            await events_until(topology.js, job.council_id, lambda es: any(isinstance(e, ModelCompleted) for e in es))
+            for job in jobs
+        ]
+    for model, events in zip(models, streams, strict=True):
+        deltas = [e.data.text for e in events if isinstance(e, ModelDelta)]
+        assert "".join(deltas) == "".join(f"{model}{i} " for i in range(40))
+        assert len(deltas) < 10, f"{model}: {len(deltas)} deltas for 40 tokens"
+
+
+async def test_a_busy_models_next_slot_goes_to_the_later_stage_not_the_earlier_job(
+    fake_openai: FakeProviderServer, nats_url: str, topology: Topology
+) -> None:
+    fake_openai.script("alpha", tokens=["busy "] * 10, token_delay_s=0.05)
+    base = fake_settings(nats_url, fake_openai, ["alpha"])
+    settings = msgspec.structs.replace(base, models=[msgspec.structs.replace(m, max_concurrency=1) for m in base.models])
+    async with runner_running(topology, settings, fake_openai.env):
+        holder = await publish_job(topology.js, settings, a_job(settings, "alpha"))
+        await events_until(topology.js, holder.council_id, lambda es: any(isinstance(e, ModelStarted) for e in es))
+        # While it holds alpha's one slot, a new council's first opinion queues, then a review.
+        first_opinion = await publish_job(topology.js, settings, a_job(settings, "alpha", stage=1))
+        review = await publish_job(topology.js, settings, a_job(settings, "alpha", stage=2))
+        started: dict[str, str] = {}
+        for job in (first_opinion, review):
+            events = await events_until(
+                topology.js, job.council_id, lambda es: any(isinstance(e, ModelCompleted) for e in es), timeout=30
+            )
+            (start,) = [e for e in events if isinstance(e, ModelStarted)]
+            started[job.job_id] = start.ts
+    assert started[review.job_id] < started[first_opinion.job_id]  # dispatched last, served first

@@ -38,6 +38,7 @@ def test_a_health_port_from_the_env_that_is_not_a_number_is_refused(raw: str) ->
         ("delta_window_ms = 300", "runner.delta_window_max_ms"),
         ("delta_window_ms = 0", "runner.delta_window_max_ms"),
         ("delta_events_per_s = 0", "runner.delta_events_per_s"),
+        ("max_in_flight = 0", "runner.max_in_flight"),
     ],
 )
 def test_bad_runner_settings_name_the_field(tmp_path: Path, table: str, field: str) -> None:
