@@ -60,9 +60,11 @@ class Feed:
         self._arrived = _Wake()
         self._waking = False
         self._retiring: asyncio.TimerHandle | None = None
-        # One timer per feed wakes its viewers when nothing came for ping_s, for their pings:
-        # a timeout per viewer per wait was a fifth of the fan-out's cost.
-        self._ticking = asyncio.get_running_loop().call_later(ping_s, self._wake, True)
+        # One timer per feed wakes its viewers when nothing came for ping_s, for their pings (a
+        # timeout per viewer per wait was a fifth of the fan-out's cost). It is not moved on
+        # every event: when it fires early it waits out the rest from the last wake.
+        self._woke_at = asyncio.get_running_loop().time()
+        self._ticking = asyncio.get_running_loop().call_later(ping_s, self._ping)
 
     def since(self, seq: int) -> tuple[list[bytes], int]:
         """The frames of the events after ``seq`` (as far as the feed has read), and the last seq among them."""
@@ -110,11 +112,18 @@ class Feed:
 
     def _wake(self, quiet: bool) -> None:
         self._waking = self._waking and quiet
+        self._woke_at = asyncio.get_running_loop().time()
         arrived, self._arrived = self._arrived, _Wake()
         arrived.quiet = quiet
         arrived.set()
-        self._ticking.cancel()  # the next ping is due ping_s after this
-        self._ticking = asyncio.get_running_loop().call_later(self._ping_s, self._wake, True)
+
+    def _ping(self) -> None:
+        loop = asyncio.get_running_loop()
+        quiet_for = loop.time() - self._woke_at
+        if quiet_for >= self._ping_s:
+            self._wake(True)
+            quiet_for = 0.0
+        self._ticking = loop.call_later(self._ping_s - quiet_for, self._ping)
 
 
 class Feeds:
