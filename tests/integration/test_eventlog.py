@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from datetime import UTC, datetime
 
 import pytest
 from nats.aio.msg import Msg
 from nats.js.errors import NoStreamResponseError
 
-from council.common.eventlog import Pipeline, open_cursor, read_events, stream_seq
-from council.common.jetstream import Topology, ensure_topology
+from council.common.eventlog import Pipeline, append, open_cursor, read_events, stream_seq
+from council.common.jetstream import Topology, connect, ensure_topology
 from council.schemas.events import ModelDelta, ModelDeltaData
 from council.schemas.ids import new_council_id
 from council.schemas.subjects import LOG_STREAM, council_filter
+from tests.integration.nats_cluster import NatsCluster
 
 TS = "2026-11-21T10:00:00.000Z"
 
@@ -80,3 +82,32 @@ async def test_a_cursor_hands_over_every_message_in_order_with_no_gap_and_no_rep
         assert seqs == list(range(first, first + 20_000))  # no gap, no duplicate, no more
     finally:
         await cursor.close()
+
+
+async def test_a_read_through_a_lagging_replica_sees_every_acknowledged_append(cluster: NatsCluster) -> None:
+    """Direct gets are answered by the reader's nearest replica, which may be behind: a read
+    still returns everything appended before it (the replica is asked to be caught up first)."""
+    writer = await connect(cluster.nodes[0].url, "writer")
+    try:
+        topology = await ensure_topology(writer, replicas=3)
+        leader = (await topology.js.stream_info(LOG_STREAM)).cluster
+        assert leader is not None
+        lagging = next(node for node in cluster.nodes if node.name != leader.leader and node is not cluster.nodes[0])
+        reader = await connect(lagging.url, "reader")
+        council_id = new_council_id(datetime.now(UTC))
+        await append(topology.js, delta(council_id, 0), f"{council_id}:0")
+        assert len(await read_events(reader.jetstream(), council_filter(council_id))) == 1
+        assert lagging.process is not None
+        lagging.process.send_signal(signal.SIGSTOP)  # it misses what follows until it wakes
+        try:
+            async with Pipeline(topology.js) as pipeline:
+                for n in range(1, 3001):
+                    await pipeline.append(delta(council_id, n))
+                await pipeline.confirm()
+        finally:
+            lagging.process.send_signal(signal.SIGCONT)
+        events = await read_events(reader.jetstream(), council_filter(council_id))
+        assert [e.data.token_count for e in events if isinstance(e, ModelDelta)] == list(range(3001))
+        await reader.close()
+    finally:
+        await writer.close()

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from nats.aio.msg import Msg
 
 from council.common.jetstream import Topology
 from council.common.settings import Settings
@@ -201,3 +202,37 @@ async def test_a_gateway_started_before_nats_is_alive_at_once_and_ready_once_nat
             assert (await client.post(QUERY, json={"prompt": "anyone there?"})).status_code == 202
         finally:
             server.stop()
+
+
+@pytest.mark.usefixtures("council_services")
+async def test_reads_open_no_consumer(client: AsyncTestClient[Litestar], topology: Topology) -> None:
+    """GET and the state behind cancel read the log with direct gets: a thousand readers cost
+    the server no consumers (an event stream, the positive control, opens one)."""
+    await wait_completed(client, (await client.post(QUERY, json={"prompt": "Warm up"})).json()["council_id"])
+    created: list[str] = []
+
+    async def seen(msg: Msg) -> None:
+        created.append(msg.subject)
+
+    watchers = [
+        await topology.nc.subscribe(subject, cb=seen)
+        for subject in (f"$JS.API.CONSUMER.CREATE.{LOG_STREAM}", f"$JS.API.CONSUMER.CREATE.{LOG_STREAM}.>")
+    ]
+    await topology.nc.flush()
+    council_id = (await client.post(QUERY, json={"prompt": "Explain borrowing"})).json()["council_id"]
+    running = await client.get(f"/api/v1/council/{council_id}", params={"format": "json"})
+    assert running.status_code == 200
+    result = await wait_completed(client, council_id)  # polls the state until it has ended
+    assert result["status"] == "completed"
+    assert (await client.post(f"/api/v1/council/{council_id}/cancel")).status_code == 409
+    await topology.nc.flush()
+    assert created == []
+
+    async with client.stream("GET", f"/api/v1/council/{council_id}/events") as stream:
+        assert stream.status_code == 200
+        async for _ in stream.aiter_lines():
+            break
+    await topology.nc.flush()
+    assert len(created) == 1, "an event stream reads through its council's feed, one consumer"
+    for watcher in watchers:
+        await watcher.unsubscribe()
