@@ -16,8 +16,9 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from nats.aio.msg import Msg
@@ -63,8 +64,6 @@ __all__ = ["Runner", "RunnerStalled", "job_consumer_config", "max_deliveries_sub
 
 log = logging.getLogger("council.runner")
 
-_END = object()
-_TICK = object()  # something is due: a timeout, or the delta window's flush
 REMEMBERED = 10_000  # cancelled councils and skipped members remembered, so queued jobs drop cheaply
 PULL_WAIT_S = 1.0  # one fetch's wait: how long a stopping puller may take to notice
 PULL_HEARTBEAT_S = 0.4  # the server's heartbeats within a fetch tell a quiet pool from a silent server
@@ -579,29 +578,26 @@ class Runner:
         stream: AsyncIterator[StreamItem],
         spec: ModelSpec,
         buffer: DeltaBuffer,
-        flush: Callable[[], Awaitable[None]],
+        flush: Callable[[], Coroutine[Any, Any, None]],
     ) -> AsyncIterator[StreamItem]:
         """Yield the provider's items, enforcing first-token, idle and total timeouts.
 
-        The provider runs in its own task feeding a queue, so a timeout (or a flush of the
-        delta window while the provider is quiet) never cancels the provider mid-await. One
-        timer per call, not one per token, watches the limits and the window: it re-arms
-        itself when it fires early, and drops a tick into the queue when something is due.
+        The provider is read in the caller's task, with no queue in between. One timer per
+        call, not one per token, watches the limits and the delta window: it re-arms itself
+        when it fires early; while the provider is awaited, a limit passed cancels that wait
+        (it becomes the timeout) and a closing window is flushed beside it, and otherwise the
+        loop deals with whatever became due before it awaits the provider again.
         """
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for item in stream:
-                    await queue.put(item)
-                await queue.put(_END)
-            except Exception as err:  # a provider's bug ends the call at once, not at a timeout
-                await queue.put(err)
-
+        task = asyncio.current_task()
+        assert task is not None
+        items = aiter(stream)
         t = spec.timeouts
         start = last = loop.time()
         seen_text = False
+        awaiting = False  # the provider is being awaited: the one place a limit may interrupt
+        expired = False
+        flushing: asyncio.Task[None] | None = None  # a window flushed while the provider is quiet
         timer: asyncio.Handle | None = None
         timer_at = 0.0
 
@@ -623,41 +619,53 @@ class Runner:
             timer, timer_at = loop.call_at(at, fire), at
 
         def fire() -> None:
-            nonlocal timer
+            nonlocal timer, expired, flushing
             timer = None
-            if loop.time() >= next_due():
-                queue.put_nowait(_TICK)
-            else:
-                arm()
-
-        producer = asyncio.create_task(pump())
-        try:
+            if not awaiting:
+                return  # the loop looks at what is due before it awaits the provider again
+            now = loop.time()
+            if now >= limit():
+                expired = True
+                task.cancel()
+                return
+            if buffer.due_in(now) == 0.0 and (flushing is None or flushing.done()):
+                flushing = loop.create_task(flush())  # it takes the window's text at its first step
             arm()
+
+        try:
             while True:
-                item = await queue.get()
-                if item is _TICK:
-                    now = loop.time()
-                    if now >= limit():
-                        raise _timeout(spec, seen_text, now - start >= t.total_s)
-                    if buffer.due_in(now) == 0.0:
-                        await flush()
-                    arm()
-                    continue
-                if item is _END:
+                now = loop.time()
+                if now >= limit():
+                    raise _timeout(spec, seen_text, now - start >= t.total_s)
+                if buffer.due_in(now) == 0.0:
+                    await flush()
+                arm()
+                awaiting = True
+                try:
+                    item = await anext(items)
+                except StopAsyncIteration:
                     return
-                if isinstance(item, Exception):
-                    raise item
-                assert isinstance(item, TextDelta | UsageReport | Finish)
+                except asyncio.CancelledError:
+                    if expired and task.uncancel() == 0:
+                        raise _timeout(spec, seen_text, loop.time() - start >= t.total_s) from None
+                    raise
+                finally:
+                    awaiting = False
+                if flushing is not None:
+                    await flushing  # its delta goes out before the caller's next one
+                    flushing = None
                 if isinstance(item, TextDelta):
                     seen_text = True
                 last = loop.time()
                 yield item
-                arm()  # the token may have opened a window that closes before the timer
         finally:
             if timer is not None:
                 timer.cancel()
-            producer.cancel()
-            await asyncio.gather(producer, return_exceptions=True)
+            if flushing is not None:
+                await asyncio.gather(flushing, return_exceptions=True)
+            aclose = getattr(items, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def _timeout(spec: ModelSpec, seen_text: bool, total: bool) -> ProviderError:

@@ -179,6 +179,22 @@ async def test_the_first_token_goes_out_at_once_and_the_rest_waits_out_the_windo
     assert [e.data.text for e in events if isinstance(e, ModelDelta)] == ["First ", "more " * 9]
 
 
+async def test_a_window_closing_while_the_provider_is_quiet_goes_out_then(
+    fake_openai: FakeProviderServer, nats_url: str, topology: Topology
+) -> None:
+    # The provider stalls after three tokens: the window's text is appended when the window
+    # closes, not held until a next token that never comes (the call then times out).
+    fake_openai.script("alpha", tokens=["First ", "second ", "third ", "never "], stall_after=3)
+    window = {"delta_window_ms": 100, "delta_window_max_ms": 100, "delta_max_tokens": 100, "max_attempts": 1}
+    settings = fake_settings(nats_url, fake_openai, ["alpha"], **window)
+    async with runner_running(topology, settings, fake_openai.env):
+        job = await publish_job(topology.js, settings, a_job(settings, "alpha"))
+        events = await events_until(topology.js, job.council_id, lambda es: any(isinstance(e, ModelFailed) for e in es))
+    assert [e.data.text for e in events if isinstance(e, ModelDelta)] == ["First ", "second third "]
+    failed = next(e for e in events if isinstance(e, ModelFailed))
+    assert failed.data.kind == "timeout"
+
+
 def test_a_coalesced_stream_completes_on_uvloop_the_production_loop(
     fake_openai: FakeProviderServer, nats_url: str
 ) -> None:
