@@ -46,6 +46,7 @@ class Followed:
     terminal: str | None = None
     token_counts: dict[tuple[int, str, int], int] = field(default_factory=dict)
     latencies_ns: list[int] = field(default_factory=list)  # every token: receive − emit
+    first_latencies_ns: list[int] = field(default_factory=list)  # each attempt's first token: receive − emit
     arrivals: dict[DeltaKey, int] = field(default_factory=dict)  # when each delta arrived (ns)
     early_tokens: int = 0  # emitted before the stream was open: excluded from latency
 
@@ -63,10 +64,15 @@ class Followed:
             return
         self.deltas += 1
         body = _decode(data)["data"]
-        self.token_counts[(body["stage"], body["model"], body["attempt"])] = body["token_count"]
+        attempt = (body["stage"], body["model"], body["attempt"])
+        first = attempt not in self.token_counts
+        self.token_counts[attempt] = body["token_count"]
         if stamped:
             self.arrivals[delta_key(self.council_id, body)] = now_ns
-            self._stamped(stamps_in(body["text"]), now_ns)
+            emitted = stamps_in(body["text"])
+            self._stamped(emitted, now_ns)
+            if first and emitted and emitted[0] >= self.opened_ns:
+                self.first_latencies_ns.append(now_ns - emitted[0])
 
     def _stamped(self, emitted: list[int], now_ns: int) -> None:
         fresh = [t for t in emitted if t >= self.opened_ns]

@@ -1,4 +1,5 @@
-"""The temp TOML catalogue a benchmark stack runs on: N simulated members and a chairman.
+"""The temp TOML catalogue a benchmark stack runs on: N members and a chairman, simulated (or
+served by an OpenAI-compatible HTTP server the benchmark runs).
 
 Every model uses one provider (``sim``), so one runner pool serves them all. The same file is
 read by every process of a stack (gateway, orchestrator, runner) through ``COUNCIL_CONFIG``.
@@ -10,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PROVIDER", "Pace", "StackConfig", "chairman_id", "member_ids", "render", "write_config"]
+__all__ = ["API_KEY_ENV", "PROVIDER", "Pace", "StackConfig", "chairman_id", "member_ids", "render", "write_config"]
 
 PROVIDER = "sim"
 
@@ -32,6 +33,10 @@ class StackConfig:
     delta_max_tokens: int = 32
     delta_window_max_ms: int = 250
     max_concurrency: int = 256  # per model and runner: high, so concurrency is the benchmark's choice
+    provider_url: str = ""  # an OpenAI-compatible server to call instead of the simulated provider
+
+
+API_KEY_ENV = "COUNCIL_BENCH_API_KEY"  # the key a bench provider_url is called with
 
 
 def member_ids(members: int) -> list[str]:
@@ -49,15 +54,26 @@ def _model(model_id: str, max_concurrency: int) -> str:
     )
 
 
+def _provider(config: StackConfig) -> str:
+    if config.provider_url:
+        return (
+            f'[providers.{PROVIDER}]\nkind = "openai"\nbase_url = "{config.provider_url}"\n'
+            f'api_key_env = "{API_KEY_ENV}"\n\n'
+        )
+    pace = config.pace
+    return (
+        f'[providers.{PROVIDER}]\nkind = "simulated"\nttft_ms = {pace.ttft_ms}\n'
+        f"tokens_per_second = {pace.tokens_per_second}\nanswer_tokens = {pace.answer_tokens}\n\n"
+    )
+
+
 def render(config: StackConfig) -> str:
     members = member_ids(config.members)
-    pace = config.pace
     head = (
         f"[council]\nmembers = {json.dumps(members)}\n"
         f'chairman = "{chairman_id()}"\nmax_tokens = 4096\n\n'
-        f'[providers.{PROVIDER}]\nkind = "simulated"\nttft_ms = {pace.ttft_ms}\n'
-        f"tokens_per_second = {pace.tokens_per_second}\nanswer_tokens = {pace.answer_tokens}\n\n"
-        f"[runner]\ndelta_window_ms = {config.delta_window_ms}\ndelta_max_tokens = {config.delta_max_tokens}\n"
+        + _provider(config)
+        + f"[runner]\ndelta_window_ms = {config.delta_window_ms}\ndelta_max_tokens = {config.delta_max_tokens}\n"
         f"delta_window_max_ms = {config.delta_window_max_ms}\n\n"
     )
     models = [_model(m, config.max_concurrency) for m in [*members, chairman_id()]]
