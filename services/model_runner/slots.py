@@ -35,6 +35,11 @@ class Slots:
         self._order = itertools.count()
 
     @property
+    def full(self) -> bool:
+        """Whether a job asking now would have to wait."""
+        return not self._free or self.waiting > 0
+
+    @property
     def waiting(self) -> int:
         """How many jobs wait for a slot (cancelled waiters may linger until they are reached)."""
         return sum(not future.done() for _, _, future in self._waiting)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import random
@@ -64,6 +65,7 @@ __all__ = ["Runner", "RunnerStalled", "job_consumer_config", "max_deliveries_sub
 
 log = logging.getLogger("council.runner")
 
+WAITING_ROOM_FACTOR = 4  # jobs that may wait for a busy model, per in-flight slot
 REMEMBERED = 10_000  # cancelled councils and skipped members remembered, so queued jobs drop cheaply
 PULL_WAIT_S = 1.0  # one fetch's wait: how long a stopping puller may take to notice
 PULL_HEARTBEAT_S = 0.4  # the server's heartbeats within a fetch tell a quiet pool from a silent server
@@ -140,8 +142,11 @@ class Runner:
         self._settings = settings
         self._providers = providers
         self._pools = pools or sorted({slug(name) for name in settings.providers})
-        self._slots = asyncio.Semaphore(max_in_flight or settings.runner.max_in_flight)
+        in_flight = max_in_flight or settings.runner.max_in_flight
+        self._slots = asyncio.Semaphore(in_flight)  # jobs pulled and working, not waiting for their model
         self._model_slots = {m.id: Slots(m.max_concurrency) for m in settings.models}
+        # Jobs waiting for their model's slot hand their in-flight slot back: they cost memory only.
+        self._waiting_room = asyncio.Semaphore(WAITING_ROOM_FACTOR * in_flight)
         self._streams = 0  # model calls streaming right now
         self._clock = clock
         self._rng = random.Random()
@@ -248,9 +253,10 @@ class Runner:
                     self._slots.release()
                     await _settle(msgs[0].nak())
                     break
-                task = asyncio.create_task(self._work(msgs[0]))
+                ticket = _Ticket()
+                task = asyncio.create_task(self._work(msgs[0], ticket))
                 self._tasks.add(task)
-                task.add_done_callback(self._done)
+                task.add_done_callback(functools.partial(self._done, ticket))
         finally:
             if sub is not None:
                 await _dropped(sub)
@@ -285,9 +291,12 @@ class Runner:
             async with asyncio.timeout(delay):
                 await halt.wait()
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, ticket: _Ticket, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._slots.release()
+        if ticket.waiting:  # it ended waiting for its model: its slot went back when it began to
+            self._waiting_room.release()
+        else:
+            self._slots.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("job task crashed", exc_info=task.exception())
 
@@ -338,7 +347,7 @@ class Runner:
 
     # ---- one job ----------------------------------------------------------------------------
 
-    async def _work(self, msg: Msg) -> None:
+    async def _work(self, msg: Msg, ticket: _Ticket) -> None:
         """Take one job to an outcome: acked once its completion or failure is in the log, nak'd
         (back to the queue) when the log cannot take it, terminated when it cannot be read."""
         try:
@@ -359,7 +368,7 @@ class Runner:
                 log.info("job %s: delivery %d, but its outcome is in the log already", job.job_id, delivery)
                 await _settle(msg.ack())
                 return
-            call = asyncio.create_task(self._call_with_retries(job, delivery))
+            call = asyncio.create_task(self._call_with_retries(job, delivery, ticket))
             self._active[key] = call
             if key in self._aborted:  # the skip or cancel came while the checks above awaited
                 call.cancel()
@@ -430,13 +439,13 @@ class Runner:
         while len(self._cancelled) > REMEMBERED:
             self._cancelled.popitem(last=False)
 
-    async def _call_with_retries(self, job: Job, delivery: int) -> None:
+    async def _call_with_retries(self, job: Job, delivery: int, ticket: _Ticket) -> None:
         attempts = self._settings.runner.max_attempts
         base = (max(delivery, 1) - 1) * attempts  # a redelivered job continues the attempt count
         for retry in range(1, attempts + 1):
             attempt = base + retry
             try:
-                await self._call(job, attempt)
+                await self._call(job, attempt, ticket)
                 return
             except ProviderError as err:
                 again = err.retryable and retry < attempts
@@ -492,10 +501,10 @@ class Runner:
             raise ProviderError("not_found", f"provider {spec.provider!r} is not configured on this runner")
         return spec, provider
 
-    async def _call(self, job: Job, attempt: int) -> None:
+    async def _call(self, job: Job, attempt: int, ticket: _Ticket) -> None:
         spec, provider = self._spec(job)
         js, cid = self._top.js, job.council_id
-        async with self._model_slots[spec.id].hold(priority_of(job)), self._streaming():
+        async with self._model_slot(spec, job, ticket), self._streaming():
             started = ModelStartedData(stage=job.stage, model=job.model, attempt=attempt, job_id=job.job_id)
             await self._append(
                 ModelStarted(council_id=cid, ts=iso(self._clock()), data=started), f"{job.job_id}:a{attempt}:started"
@@ -553,6 +562,25 @@ class Runner:
                 finish_reason=finish,
             )
             await self._append(ModelCompleted(council_id=cid, ts=iso(self._clock()), data=done), f"{job.job_id}:completed")
+
+    @contextlib.asynccontextmanager
+    async def _model_slot(self, spec: ModelSpec, job: Job, ticket: _Ticket) -> AsyncIterator[None]:
+        """Hold one of the model's slots. A job that must wait for one hands its in-flight slot
+        back meanwhile (a model at its limit never keeps another model's jobs from starting) and
+        takes one again once served; while the waiting room is full, it waits holding its slot."""
+        slots = self._model_slots[spec.id]
+        if not slots.full or self._waiting_room.locked():
+            async with slots.hold(priority_of(job)):
+                yield
+            return
+        await self._waiting_room.acquire()  # not locked: at once
+        ticket.waiting = True
+        self._slots.release()
+        async with slots.hold(priority_of(job)):
+            await self._slots.acquire()
+            ticket.waiting = False
+            self._waiting_room.release()
+            yield
 
     @contextlib.asynccontextmanager
     async def _streaming(self) -> AsyncIterator[None]:
@@ -666,6 +694,16 @@ class Runner:
             aclose = getattr(items, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+class _Ticket:
+    """A pulled job's claim on the runner: an in-flight slot, or (``waiting``) a place in the
+    waiting room for its model's slot."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting = False
 
 
 def _timeout(spec: ModelSpec, seen_text: bool, total: bool) -> ProviderError:

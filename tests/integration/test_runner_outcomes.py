@@ -267,3 +267,27 @@ async def test_a_busy_models_next_slot_goes_to_the_later_stage_not_the_earlier_j
             (start,) = [e for e in events if isinstance(e, ModelStarted)]
             started[job.job_id] = start.ts
     assert started[review.job_id] < started[first_opinion.job_id]  # dispatched last, served first
+
+
+async def test_jobs_waiting_for_a_busy_model_leave_the_runner_free_for_other_models(
+    fake_openai: FakeProviderServer, nats_url: str, topology: Topology
+) -> None:
+    # Two in flight; alpha takes one call at a time. Its queued jobs wait without an in-flight
+    # slot, so bravo's job starts while alpha's first call is still streaming.
+    fake_openai.script("alpha", tokens=["busy "] * 40, token_delay_s=0.05)
+    fake_openai.script("bravo", tokens=["quick"])
+    base = fake_settings(nats_url, fake_openai, ["alpha", "bravo"], max_in_flight=2)
+    settings = msgspec.structs.replace(
+        base, models=[msgspec.structs.replace(m, max_concurrency=1) if m.id == "alpha" else m for m in base.models]
+    )
+    async with runner_running(topology, settings, fake_openai.env):
+        holder = await publish_job(topology.js, settings, a_job(settings, "alpha"))
+        await events_until(topology.js, holder.council_id, lambda es: any(isinstance(e, ModelStarted) for e in es))
+        for _ in range(3):
+            await publish_job(topology.js, settings, a_job(settings, "alpha"))
+        other = await publish_job(topology.js, settings, a_job(settings, "bravo"))
+        events = await events_until(topology.js, other.council_id, lambda es: any(isinstance(e, ModelCompleted) for e in es))
+        held = await events_until(topology.js, holder.council_id, lambda es: any(isinstance(e, ModelCompleted) for e in es))
+    (bravo_done,) = [e for e in events if isinstance(e, ModelCompleted)]
+    (alpha_done,) = [e for e in held if isinstance(e, ModelCompleted)]
+    assert bravo_done.ts < alpha_done.ts  # bravo did not wait for alpha's slot to come free
