@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from council.schemas.events import EVENT_TYPES, AnyEvent
+from council.schemas.events import EVENT_TYPES, SESSION_EVENT_TYPES, AnyEvent
 from council.schemas.jobs import Job
 
 __all__ = ["DecodeError", "decode_as", "decode_event", "decode_job", "encode", "stamp_seq"]
@@ -32,7 +32,7 @@ class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
-_TYPES = frozenset(EVENT_TYPES)
+_TYPES = frozenset(EVENT_TYPES) | frozenset(SESSION_EVENT_TYPES)  # what the streams relay
 
 
 def encode(value: object) -> bytes:

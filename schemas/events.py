@@ -13,11 +13,13 @@ from typing import Literal, get_args
 
 import msgspec
 
+from council.schemas.jobs import ChatMessage
 from council.schemas.result import AggregateEntry, CouncilResult, Usage
 
 __all__ = [
     "DECISION_EVENTS",
     "EVENT_TYPES",
+    "SESSION_EVENT_TYPES",
     "TERMINAL_TYPES",
     "AggregateEntry",
     "AnyEvent",
@@ -46,6 +48,12 @@ __all__ = [
     "ModelSkippedData",
     "ReviewParsed",
     "ReviewParsedData",
+    "SessionCreated",
+    "SessionCreatedData",
+    "SessionDeleted",
+    "SessionDeletedData",
+    "SessionEvent",
+    "SessionMode",
     "SkipRequested",
     "SkipRequestedData",
     "StageCompleted",
@@ -83,6 +91,10 @@ class CouncilSubmittedData(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int
     temperature: float
     stream_tokens: bool = True
+    # A session's turn: its mission, and the conversation so far (earlier questions and final
+    # answers, already within the context budget), which every stage puts before the question.
+    mission: str = ""
+    history: list[ChatMessage] = []
 
 
 class CouncilStartedData(msgspec.Struct, frozen=True, kw_only=True):
@@ -196,6 +208,22 @@ class CouncilCancelledData(msgspec.Struct, frozen=True, kw_only=True):
     epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
+SessionMode = Literal["council", "group"]
+
+
+class SessionCreatedData(msgspec.Struct, frozen=True, kw_only=True):
+    mission: str
+    mode: SessionMode
+    members: list[str]
+    chairman: str
+    max_tokens: int
+    temperature: float
+
+
+class SessionDeletedData(msgspec.Struct, frozen=True, kw_only=True):
+    reason: str = "deleted by request"
+
+
 # ---- envelopes ------------------------------------------------------------------------------
 
 
@@ -270,6 +298,18 @@ class CouncilCancelled(Event, frozen=True, tag="council.cancelled"):
     data: CouncilCancelledData
 
 
+# A session's own events: ``council_id`` holds the session's id. They are not a council's events
+# (the orchestrator never reads them); its turns are councils, with ids ``<session id>_t<N>``.
+class SessionCreated(Event, frozen=True, tag="session.created"):
+    data: SessionCreatedData
+
+
+class SessionDeleted(Event, frozen=True, tag="session.deleted"):
+    data: SessionDeletedData
+
+
+SessionEvent = SessionCreated | SessionDeleted
+
 AnyEvent = (
     CouncilSubmitted
     | CouncilStarted
@@ -304,4 +344,5 @@ DECISION_EVENTS = (
 )
 
 EVENT_TYPES: tuple[str, ...] = tuple(str(cls.__struct_config__.tag) for cls in get_args(AnyEvent))
+SESSION_EVENT_TYPES: tuple[str, ...] = tuple(str(cls.__struct_config__.tag) for cls in get_args(SessionEvent))
 TERMINAL_TYPES = frozenset({"council.completed", "council.failed", "council.cancelled"})

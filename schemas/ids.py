@@ -8,9 +8,24 @@ import secrets
 import string
 from datetime import datetime
 
-__all__ = ["COUNCIL_ID_PATTERN", "is_council_id", "member_token", "new_council_id", "slug"]
+__all__ = [
+    "COUNCIL_ID_PATTERN",
+    "SESSION_ID_PATTERN",
+    "is_council_id",
+    "is_session_id",
+    "member_token",
+    "new_council_id",
+    "new_session_id",
+    "slug",
+    "turn_council_id",
+    "turn_of",
+]
 
-COUNCIL_ID_PATTERN = re.compile(r"^council_[0-9]{8}_[0-9]{4}_[a-z0-9]{6,}$")
+_SESSION = r"session_[0-9]{8}_[0-9]{4}_[a-z0-9]{6,}"
+SESSION_ID_PATTERN = re.compile(rf"^{_SESSION}$")
+# A council is a standalone one, or turn N of a session: ``<session id>_t<N>``.
+COUNCIL_ID_PATTERN = re.compile(rf"^(council_[0-9]{{8}}_[0-9]{{4}}_[a-z0-9]{{6,}}|{_SESSION}_t[1-9][0-9]{{0,5}})$")
+_TURN = re.compile(rf"^({_SESSION})_t([1-9][0-9]{{0,5}})$")
 _ALPHABET = string.ascii_lowercase + string.digits
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9_-]+")
 
@@ -22,6 +37,29 @@ def new_council_id(now: datetime, random_chars: int = 10) -> str:
 
 def is_council_id(value: str) -> bool:
     return COUNCIL_ID_PATTERN.fullmatch(value) is not None
+
+
+def new_session_id(now: datetime, random_chars: int = 10) -> str:
+    suffix = "".join(secrets.choice(_ALPHABET) for _ in range(random_chars))
+    return f"session_{now:%Y%m%d_%H%M}_{suffix}"
+
+
+def is_session_id(value: str) -> bool:
+    return SESSION_ID_PATTERN.fullmatch(value) is not None
+
+
+def turn_council_id(session_id: str, turn: int) -> str:
+    """The council that deliberates turn ``turn`` (from 1) of a session."""
+    council_id = f"{session_id}_t{turn}"
+    if not is_session_id(session_id) or _TURN.fullmatch(council_id) is None:
+        raise ValueError(f"no turn {turn} of {session_id!r}")
+    return council_id
+
+
+def turn_of(council_id: str) -> tuple[str, int] | None:
+    """(session id, turn) of a session's council; None for a standalone council."""
+    found = _TURN.fullmatch(council_id)
+    return (found.group(1), int(found.group(2))) if found else None
 
 
 def slug(value: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from council.schemas.ids import is_council_id, member_token, slug
+from council.schemas.ids import is_council_id, is_session_id, member_token, slug, turn_of
 
 __all__ = [
     "ACTIVE_INDEX_COMPLETE",
@@ -30,8 +30,11 @@ __all__ = [
     "index_position",
     "index_subject",
     "job_subject",
-    "log_filter_for_type",
+    "log_filters_for_type",
     "pool_filter",
+    "session_event_subject",
+    "session_filter",
+    "session_outline_filters",
 ]
 
 LOG_STREAM = "COUNCIL"
@@ -63,9 +66,38 @@ def _checked(council_id: str) -> str:
     return council_id
 
 
+def _log_tokens(council_id: str) -> str:
+    """A council's tokens in the log's subjects: its id, or for a session's turn ``<session>.t<N>``,
+    so that one filter (``session_filter``) reads a whole conversation in log order."""
+    turn = turn_of(_checked(council_id))
+    return council_id if turn is None else f"{turn[0]}.t{turn[1]}"
+
+
 def event_subject(council_id: str, event_type: str) -> str:
     # Event types are our own frozen tags ("model.delta"): dots make them subject tokens.
-    return f"{LOG_ROOT}.{_checked(council_id)}.{event_type}"
+    return f"{LOG_ROOT}.{_log_tokens(council_id)}.{event_type}"
+
+
+def _session(session_id: str) -> str:
+    if not is_session_id(session_id):
+        raise ValueError(f"not a session id: {session_id!r}")
+    return session_id
+
+
+def session_event_subject(session_id: str, event_type: str) -> str:
+    """Where a session's own events (``session.created``, ``session.deleted``) go."""
+    return f"{LOG_ROOT}.{_session(session_id)}.{event_type}"
+
+
+def session_filter(session_id: str) -> str:
+    """A session's own events and every event of every one of its turns."""
+    return f"{LOG_ROOT}.{_session(session_id)}.>"
+
+
+def session_outline_filters(session_id: str) -> list[str]:
+    """A session's own events and its turns' ``council.*`` events: its outline, without the deltas."""
+    session = _session(session_id)
+    return [f"{LOG_ROOT}.{session}.session.>", f"{LOG_ROOT}.{session}.*.council.>"]
 
 
 def active_subject(council_id: str) -> str:
@@ -73,16 +105,17 @@ def active_subject(council_id: str) -> str:
 
 
 def council_filter(council_id: str) -> str:
-    return f"{LOG_ROOT}.{_checked(council_id)}.>"
+    return f"{LOG_ROOT}.{_log_tokens(council_id)}.>"
 
 
 def job_subject(pool: str, council_id: str, stage: int, model: str) -> str:
     return f"{JOBS_ROOT}.{slug(pool)}.{_checked(council_id)}.s{stage}.{member_token(model)}"
 
 
-def log_filter_for_type(event_type: str) -> str:
-    """Every council's events of one type (runners watch cancels and skips this way)."""
-    return f"{LOG_ROOT}.*.{event_type}"
+def log_filters_for_type(event_type: str) -> list[str]:
+    """Every council's events of one type: standalone councils' and sessions' turns' (runners
+    watch cancels and skips this way). The two never overlap: their subjects differ in length."""
+    return [f"{LOG_ROOT}.*.{event_type}", f"{LOG_ROOT}.*.*.{event_type}"]
 
 
 def pool_filter(pool: str) -> str:

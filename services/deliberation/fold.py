@@ -61,6 +61,8 @@ def _submitted(state: CouncilState, e: CouncilSubmitted) -> CouncilState:
         state,
         submitted=True,
         prompt=d.prompt,
+        mission=d.mission,
+        history=tuple(d.history),
         members=tuple(d.members),
         chairman=d.chairman,
         max_tokens=d.max_tokens,

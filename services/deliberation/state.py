@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from council.schemas.events import FailureKind
+from council.schemas.jobs import ChatMessage
 from council.schemas.result import AggregateEntry, CouncilResult, Usage
 
 __all__ = [
@@ -78,6 +79,8 @@ class CouncilState(msgspec.Struct, frozen=True, kw_only=True):
     status: Status = "queued"
     submitted: bool = False
     prompt: str = ""
+    mission: str = ""  # a session's turn: the session's mission …
+    history: tuple[ChatMessage, ...] = ()  # … and the conversation so far, before the question
     members: tuple[str, ...] = ()
     chairman: str = ""
     max_tokens: int = 0

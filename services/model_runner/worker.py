@@ -59,7 +59,7 @@ from council.schemas.events import (
 )
 from council.schemas.ids import slug
 from council.schemas.jobs import Job
-from council.schemas.subjects import JOBS_STREAM, event_subject, log_filter_for_type, pool_filter
+from council.schemas.subjects import JOBS_STREAM, event_subject, log_filters_for_type, pool_filter
 
 __all__ = ["Runner", "RunnerStalled", "job_consumer_config", "max_deliveries_subject"]
 
@@ -164,8 +164,8 @@ class Runner:
         """Pull and work until ``stop``; raise ``RunnerStalled`` when a pool cannot pull any more."""
         nc = self._top.nc
         watches = [
-            await nc.subscribe(log_filter_for_type("council.cancel_requested"), cb=self._on_control),
-            await nc.subscribe(log_filter_for_type("model.skipped"), cb=self._on_control),
+            *[await nc.subscribe(f, cb=self._on_control) for f in log_filters_for_type("council.cancel_requested")],
+            *[await nc.subscribe(f, cb=self._on_control) for f in log_filters_for_type("model.skipped")],
             # Before the first pull: the server tells of an exhausted job when a runner next pulls.
             *[await nc.subscribe(max_deliveries_subject(pool), cb=self._on_exhausted) for pool in self._pools],
         ]

@@ -78,7 +78,7 @@ from council.schemas.events import (
     CouncilFailedData,
     StageCompleted,
 )
-from council.schemas.subjects import LOG_STREAM, job_subject, log_filter_for_type
+from council.schemas.subjects import LOG_STREAM, job_subject, log_filters_for_type
 
 __all__ = ["DURABLE", "MAX_DELIVER", "Orchestrator", "SupervisionError", "consumer_config"]
 
@@ -93,8 +93,9 @@ POISON_ATTEMPTS = 3  # a handler that fails otherwise this often never will succ
 REDELIVERY_BASE_S = 0.5  # a nak'd message comes back after this, doubling with each delivery …
 REDELIVERY_CAP_S = 30.0  # … up to this
 MAX_REASON_CHARS = 500
-SUBMITTED_FILTER = log_filter_for_type("council.submitted")
-DECISION_FILTERS = [log_filter_for_type(t) for t in EVENT_TYPES if t != "model.delta"]
+SUBMITTED_FILTERS = log_filters_for_type("council.submitted")
+# Every council event but the deltas; a session's own events (session.*) are no council's.
+DECISION_FILTERS = [f for t in EVENT_TYPES if t != "model.delta" and not t.startswith("session.") for f in log_filters_for_type(t)]
 TICK_S = 1.0
 # A delivery lost in flight (its consumer's leader changed while it was on the wire) comes back
 # only after this; repeats are harmless (the fold skips a seq it has seen), a stalled council is not.
@@ -340,8 +341,8 @@ class Orchestrator:
             running = await active_councils(js)
         else:
             log.info("building the index of running councils from the log (once)")
-            running = {e.council_id for e in await read_events(js, SUBMITTED_FILTER)}
-        running |= {e.council_id for e in await read_events(js, SUBMITTED_FILTER, floor)}
+            running = {e.council_id for f in SUBMITTED_FILTERS for e in await read_events(js, f)}
+        running |= {e.council_id for f in SUBMITTED_FILTERS for e in await read_events(js, f, floor)}
         log.info("adopting %d running council(s)", len(running))
         for council_id in running - set(self._councils) - set(self._finished):
             await self._isolated(council_id, self._adopt(council_id))

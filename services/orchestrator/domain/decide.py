@@ -139,21 +139,31 @@ def _answers(state: CouncilState) -> dict[str, str]:
 
 def _jobs_for(ctx: _Ctx, stage: int, members: list[str]) -> list[Intent]:
     st = ctx.state
+    conversation = prompts.Conversation(mission=st.mission, history=st.history)
     if stage == 1:
-        return [_job(ctx, 1, m, prompts.first_opinion_messages(st.prompt, ctx.persona(m)), []) for m in members]
+        return [
+            _job(ctx, 1, m, prompts.first_opinion_messages(st.prompt, ctx.persona(m), conversation), [])
+            for m in members
+        ]
     if stage == 2:
         answers = _answers(st)
         out: list[Intent] = []
         for reviewer in members:
             labels = assign_labels(st.council_id, reviewer, list(answers))
             labelled = {label: answers[m] for label, m in labels.items()}
-            messages = prompts.review_messages(st.prompt, labelled, ctx.persona(reviewer))
+            messages = prompts.review_messages(st.prompt, labelled, ctx.persona(reviewer), conversation)
             out.append(_job(ctx, 2, reviewer, messages, list(labels)))
         return out
     s2 = st.stages.get(2)
     reviews = {m: s2.runs[m].text for m in s2.answered()} if s2 else {}
     return [
-        _job(ctx, 3, m, prompts.chairman_messages(st.prompt, _answers(st), reviews, st.aggregate, ctx.persona(m)), [])
+        _job(
+            ctx,
+            3,
+            m,
+            prompts.chairman_messages(st.prompt, _answers(st), reviews, st.aggregate, ctx.persona(m), conversation),
+            [],
+        )
         for m in members
     ]
 

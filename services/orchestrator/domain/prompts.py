@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import msgspec
+
 from council.schemas.jobs import ChatMessage
 from council.schemas.result import AggregateEntry
 
-__all__ = ["chairman_messages", "first_opinion_messages", "review_messages"]
+__all__ = ["ALONE", "Conversation", "chairman_messages", "first_opinion_messages", "review_messages"]
 
 REVIEW_INSTRUCTIONS = """\
 You are reviewing anonymous answers to the question below. Judge each answer on accuracy,
@@ -24,20 +26,47 @@ list such as `1. Response A`.
 """
 
 
-def _system(persona: str) -> list[ChatMessage]:
-    return [ChatMessage(role="system", content=persona)] if persona else []
+class Conversation(msgspec.Struct, frozen=True, kw_only=True):
+    """What a session's turn puts before its question: the mission, the conversation so far."""
+
+    mission: str = ""
+    history: tuple[ChatMessage, ...] = ()
 
 
-def first_opinion_messages(prompt: str, persona: str) -> list[ChatMessage]:
-    return [*_system(persona), ChatMessage(role="user", content=prompt)]
+ALONE = Conversation()  # a standalone council
 
 
-def review_messages(prompt: str, labelled_answers: Mapping[str, str], persona: str) -> list[ChatMessage]:
+def _system(persona: str, conversation: Conversation) -> list[ChatMessage]:
+    parts = [
+        p for p in (persona, conversation.mission and f"The mission of this conversation: {conversation.mission}") if p
+    ]
+    return [ChatMessage(role="system", content="\n\n".join(parts))] if parts else []
+
+
+def _conversation_part(conversation: Conversation) -> str:
+    """The conversation so far, for a reviewer or the chairman to read before the question."""
+    if not conversation.history:
+        return ""
+    said = "\n\n".join(f"**{'User' if m.role == 'user' else 'Council'}:** {m.content}" for m in conversation.history)
+    return f"## The conversation so far\n{said}\n\n"
+
+
+def first_opinion_messages(prompt: str, persona: str, conversation: Conversation = ALONE) -> list[ChatMessage]:
+    """A member's first opinion: the conversation so far as turns, then the question."""
+    return [*_system(persona, conversation), *conversation.history, ChatMessage(role="user", content=prompt)]
+
+
+def review_messages(
+    prompt: str, labelled_answers: Mapping[str, str], persona: str, conversation: Conversation = ALONE
+) -> list[ChatMessage]:
     """``labelled_answers`` is label -> answer text, already shuffled for this reviewer."""
     example = ", ".join(f'"Response {label}"' for label in labelled_answers)
     answers = "\n\n".join(f"### Response {label}\n{text}" for label, text in labelled_answers.items())
-    body = f"{REVIEW_INSTRUCTIONS.format(example=example)}\n## Question\n{prompt}\n\n## Answers\n{answers}\n"
-    return [*_system(persona), ChatMessage(role="user", content=body)]
+    body = (
+        f"{REVIEW_INSTRUCTIONS.format(example=example)}\n{_conversation_part(conversation)}"
+        f"## Question\n{prompt}\n\n## Answers\n{answers}\n"
+    )
+    return [*_system(persona, conversation), ChatMessage(role="user", content=body)]
 
 
 def chairman_messages(
@@ -46,6 +75,7 @@ def chairman_messages(
     reviews: Mapping[str, str],
     ranking: Sequence[AggregateEntry],
     persona: str,
+    conversation: Conversation = ALONE,
 ) -> list[ChatMessage]:
     """The chairman sees who said what, the reviews, and the aggregate ranking."""
     answer_part = "\n\n".join(f"### {model}\n{text}" for model, text in answers.items())
@@ -58,7 +88,7 @@ def chairman_messages(
         "You chair a council of models. Using their answers, their anonymous peer reviews and "
         "the aggregate ranking, write the single best final answer to the question. Be direct; "
         "do not describe the process.\n\n"
-        f"## Question\n{prompt}\n\n## Council answers\n{answer_part}\n\n"
+        f"{_conversation_part(conversation)}## Question\n{prompt}\n\n## Council answers\n{answer_part}\n\n"
         f"## Peer reviews\n{review_part}\n\n## Aggregate ranking\n{rank_part or '(no ranking)'}\n"
     )
-    return [*_system(persona), ChatMessage(role="user", content=body)]
+    return [*_system(persona, conversation), ChatMessage(role="user", content=body)]
