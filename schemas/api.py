@@ -22,14 +22,23 @@ __all__ = [
     "CouncilSummary",
     "Format",
     "HealthStatus",
+    "MessageAccepted",
+    "MessageRequest",
     "ModelInfo",
     "QueryAccepted",
     "QueryRequest",
     "ResetData",
     "ResetEvent",
+    "SessionLinks",
+    "SessionList",
+    "SessionRemoved",
+    "SessionRequest",
+    "SessionSummary",
+    "SessionView",
     "SkipAccepted",
     "SkipRequest",
     "StageName",
+    "TurnView",
 ]
 
 Format = Literal["markdown", "text", "json"]  # what GET /council/{id} renders
@@ -166,3 +175,96 @@ class ResetEvent(msgspec.Struct, frozen=True, kw_only=True, tag=RESET_TYPE, tag_
     seq: int
     ts: str
     data: ResetData
+
+
+# ---- sessions -------------------------------------------------------------------------------
+
+
+class SessionRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """POST /api/v1/sessions: a conversation; every field has a default."""
+
+    mission: str | None = None
+    members: list[str] | None = None
+    chairman: str | None = None
+    mode: str = "council"
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+class MessageRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """POST /api/v1/sessions/{id}/messages: the next question."""
+
+    content: str
+
+
+class SessionLinks(msgspec.Struct, frozen=True, kw_only=True):
+    self: str
+    messages: str
+    events: str
+
+
+class TurnView(msgspec.Struct, frozen=True, kw_only=True):
+    turn_id: str
+    council_id: str | None  # council mode: the council that deliberates the turn
+    question: str
+    status: str
+    final_answer: str | None
+    error: str | None
+    created_at: str
+    completed_at: str | None
+    links: CouncilLinks | None
+
+
+class SessionView(msgspec.Struct, frozen=True, kw_only=True):
+    """A session as GET /api/v1/sessions/{id}?format=json shows it (and POST answers it)."""
+
+    session_id: str
+    mission: str
+    mode: str
+    members: list[str]
+    chairman: str
+    max_tokens: int
+    temperature: float
+    created_at: str
+    updated_at: str
+    turns: list[TurnView]
+    links: SessionLinks
+
+
+class MessageAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a message: the turn it started."""
+
+    session_id: str
+    turn: int
+    turn_id: str
+    council_id: str
+    status: str
+    created_at: str
+    links: CouncilLinks
+    session_links: SessionLinks
+
+
+class SessionSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One session in GET /api/v1/sessions (``COUNCIL_INDEX``, written by the gateway)."""
+
+    session_id: str
+    mission: str  # its first PROMPT_PREVIEW_CHARS characters
+    mode: str
+    members: list[str]
+    chairman: str
+    turns: int
+    last_question: str | None  # its first PROMPT_PREVIEW_CHARS characters
+    created_at: str
+    updated_at: str
+
+
+class SessionList(msgspec.Struct, frozen=True, kw_only=True):
+    """GET /api/v1/sessions: a page of sessions, newest first."""
+
+    sessions: list[SessionSummary]
+    next: str | None  # pass as ``before`` for the page after this one; None on the last page
+
+
+class SessionRemoved(msgspec.Struct, frozen=True, kw_only=True):
+    session_id: str
+    status: Literal["deleted"]

@@ -6,10 +6,10 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from council.schemas.events import EVENT_TYPES, SESSION_EVENT_TYPES, AnyEvent
+from council.schemas.events import EVENT_TYPES, SESSION_EVENT_TYPES, AnyEvent, SessionEvent
 from council.schemas.jobs import Job
 
-__all__ = ["DecodeError", "decode_as", "decode_event", "decode_job", "encode", "stamp_seq"]
+__all__ = ["DecodeError", "decode_as", "decode_event", "decode_job", "decode_outline_event", "encode", "stamp_seq"]
 
 T = TypeVar("T")
 DecodeError = msgspec.DecodeError
@@ -32,6 +32,7 @@ class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+_outline_decoder: msgspec.json.Decoder[AnyEvent | SessionEvent] = msgspec.json.Decoder(AnyEvent | SessionEvent)
 _TYPES = frozenset(EVENT_TYPES) | frozenset(SESSION_EVENT_TYPES)  # what the streams relay
 
 
@@ -64,6 +65,12 @@ def stamp_seq(raw: bytes, seq: int) -> tuple[str, bytes]:
     if envelope.type not in _TYPES:
         raise msgspec.DecodeError(f"unknown event type {envelope.type!r}")
     return envelope.type, _encoder.encode(msgspec.structs.replace(envelope, seq=seq))
+
+
+def decode_outline_event(raw: bytes, seq: int = 0) -> AnyEvent | SessionEvent:
+    """Decode a stored event of a session's outline: a council's, or the session's own."""
+    event = _decode(_outline_decoder, raw)
+    return msgspec.structs.replace(event, seq=seq) if seq else event
 
 
 def decode_job(raw: bytes) -> Job:

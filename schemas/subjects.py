@@ -20,6 +20,7 @@ __all__ = [
     "LOG_ROOT",
     "LOG_STREAM",
     "ORCHESTRATOR_LEASE",
+    "SESSIONS_INDEX_ROOT",
     "VIEWS_BUCKET",
     "active_subject",
     "council_filter",
@@ -34,7 +35,9 @@ __all__ = [
     "pool_filter",
     "session_event_subject",
     "session_filter",
+    "session_index_subject",
     "session_outline_filters",
+    "session_position",
 ]
 
 LOG_STREAM = "COUNCIL"
@@ -53,6 +56,7 @@ ACTIVE_INDEX_COMPLETE = ACTIVE_ROOT
 # at ``council.index.days.<day>``, so that the list finds the days without reading every council.
 INDEX_STREAM = "COUNCIL_INDEX"
 INDEX_ROOT = "council.index"
+SESSIONS_INDEX_ROOT = f"{INDEX_ROOT}.sessions"  # one summary per session, also in COUNCIL_INDEX
 _CREATED_AT = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})Z$")
 # Leases, one subject each, written with a per-message time-to-live (nats-server 2.11+).
 LEASE_STREAM = "COUNCIL_LEASE"
@@ -129,6 +133,19 @@ def index_position(council_id: str, created_at: str) -> str:
         raise ValueError(f"not a log timestamp: {created_at!r}")
     year, month, day, *clock = found.groups()
     return f"{year}{month}{day}.{''.join(clock)}.{_checked(council_id)}"
+
+
+def session_position(session_id: str, created_at: str) -> str:
+    """Where a session sits in the list of sessions: ``<YYYYMMDD>.<HHMMSSmmm>.<id>``, ordered as text."""
+    found = _CREATED_AT.fullmatch(created_at)
+    if found is None:
+        raise ValueError(f"not a log timestamp: {created_at!r}")
+    year, month, day, *clock = found.groups()
+    return f"{year}{month}{day}.{''.join(clock)}.{_session(session_id)}"
+
+
+def session_index_subject(position: str) -> str:
+    return f"{SESSIONS_INDEX_ROOT}.{position}"
 
 
 def index_subject(position: str) -> str:

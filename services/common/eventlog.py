@@ -13,6 +13,7 @@ import re
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 from nats.aio.client import Client
@@ -28,7 +29,7 @@ from council.deliberation.snapshot import snapshot_of, state_of
 from council.deliberation.state import CouncilState
 from council.schemas.api import PROMPT_PREVIEW_CHARS, CouncilSummary
 from council.schemas.codec import decode_as, decode_event, encode
-from council.schemas.events import TERMINAL_TYPES, AnyEvent
+from council.schemas.events import TERMINAL_TYPES, AnyEvent, SessionCreated, SessionDeleted, SessionEvent
 from council.schemas.ids import is_council_id
 from council.schemas.records import SnapshotRecord
 from council.schemas.subjects import (
@@ -46,6 +47,7 @@ from council.schemas.subjects import (
     index_days_filter,
     index_position,
     index_subject,
+    session_event_subject,
 )
 
 __all__ = [
@@ -64,14 +66,17 @@ __all__ = [
     "mark_index_complete",
     "open_cursor",
     "read_events",
+    "read_log",
     "recent_councils",
     "record_in_history",
     "save_snapshot",
     "stream_seq",
+    "stream_subjects",
     "terminal_seq",
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MSG_ID = "Nats-Msg-Id"
 INACTIVE_S = 30.0  # an abandoned reader's consumer is removed by the server after this long
@@ -79,14 +84,18 @@ READ_STALL_S = 5.0
 CONFIRM_TIMEOUT_S = 10.0
 
 
-def _subject(event: AnyEvent) -> str:
+def _subject(event: AnyEvent | SessionEvent) -> str:
     type_tag = event.__struct_config__.tag
     assert isinstance(type_tag, str)
+    if isinstance(event, SessionCreated | SessionDeleted):
+        return session_event_subject(event.council_id, type_tag)
     return event_subject(event.council_id, type_tag)
 
 
-async def append(js: JetStreamContext, event: AnyEvent, msg_id: str) -> None:
-    await js.publish(_subject(event), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id})
+async def append(js: JetStreamContext, event: AnyEvent | SessionEvent, msg_id: str) -> bool:
+    """Append ``event`` once per ``msg_id``: False when the log already had it (a repeat)."""
+    ack = await js.publish(_subject(event), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id})
+    return not ack.duplicate
 
 
 def _observed(future: asyncio.Future[PubAck]) -> None:
@@ -245,7 +254,14 @@ async def open_cursor(
 
 
 async def read_events(js: JetStreamContext, subject_filter: str, after: int = 0) -> list[AnyEvent]:
-    """Every stored event on ``subject_filter`` with seq > ``after``, in order, up to now.
+    """Every stored event on ``subject_filter`` with seq > ``after``, in order, up to now."""
+    return await read_log(js, subject_filter, after, decode_event)
+
+
+async def read_log(
+    js: JetStreamContext, subject_filter: str, after: int, decode: Callable[[bytes, int], T]
+) -> list[T]:
+    """Every stored message on ``subject_filter`` with seq > ``after``, decoded, in order, up to now.
 
     Read with batched direct gets, no consumer: a state read costs one stream-info request and
     a request per ``READ_BATCH`` events. "Now" is the log's last seq as its leader reports it, and
@@ -254,9 +270,9 @@ async def read_events(js: JetStreamContext, subject_filter: str, after: int = 0)
     do that (older than 2.12) is read through an ordered consumer instead.
     """
     if not _reads_directly(js):
-        return await _read_with_consumer(js, subject_filter, after)
+        return await _read_with_consumer(js, subject_filter, after, decode)
     last = await _log_last_seq(js)
-    events: list[AnyEvent] = []
+    events: list[T] = []
     seq = after
     while seq < last:
         batch, pending = await _direct_batch(js, subject_filter, seq, last)
@@ -265,7 +281,7 @@ async def read_events(js: JetStreamContext, subject_filter: str, after: int = 0)
                 return events  # appended after the read began: not ours to read
             seq = msg_seq
             try:
-                events.append(decode_event(data, msg_seq))
+                events.append(decode(data, msg_seq))
             except msgspec.DecodeError as exc:
                 log.error("skipping unreadable log message seq=%d: %s", msg_seq, exc)
         if not batch or not pending:
@@ -350,14 +366,16 @@ async def _direct_get(js: JetStreamContext, request: bytes) -> tuple[str, int, l
     return status, pending, batch
 
 
-async def _read_with_consumer(js: JetStreamContext, subject_filter: str, after: int = 0) -> list[AnyEvent]:
+async def _read_with_consumer(
+    js: JetStreamContext, subject_filter: str, after: int, decode: Callable[[bytes, int], T]
+) -> list[T]:
     """``read_events`` through an ordered consumer: for a server without batched direct gets.
 
     The consumer's count, read once it exists, says how many to wait for: no guessing when "the
     end" is by waiting for a timeout. Messages are collected as they arrive: ``next_msg`` (and a
     pull ``fetch``, which uses it) costs nats-py a task per message, twice the rest of the read.
     """
-    events: list[AnyEvent] = []
+    events: list[T] = []
     seen = 0
     total: int | None = None
     arrived = asyncio.Event()
@@ -370,7 +388,7 @@ async def _read_with_consumer(js: JetStreamContext, subject_filter: str, after: 
         arrived.set()
         seq = stream_seq(msg)
         try:
-            events.append(decode_event(msg.data, seq))
+            events.append(decode(msg.data, seq))
         except msgspec.DecodeError as exc:
             log.error("skipping unreadable log message seq=%d: %s", seq, exc)
 
@@ -479,7 +497,7 @@ class _SubjectsPage(msgspec.Struct):
     error: dict[str, object] | None = None
 
 
-async def _subjects(js: JetStreamContext, stream: str, subject_filter: str) -> set[str]:
+async def stream_subjects(js: JetStreamContext, stream: str, subject_filter: str) -> set[str]:
     """The subjects of ``stream`` matching the filter that hold a message: one request per 100,000."""
     found: set[str] = set()
     offset = 0
@@ -499,7 +517,7 @@ async def _subjects(js: JetStreamContext, stream: str, subject_filter: str) -> s
 
 async def active_councils(js: JetStreamContext) -> set[str]:
     """Every council in the index of running councils."""
-    names = await _subjects(js, ACTIVE_STREAM, f"{ACTIVE_ROOT}.>")
+    names = await stream_subjects(js, ACTIVE_STREAM, f"{ACTIVE_ROOT}.>")
     found = {name.removeprefix(f"{ACTIVE_ROOT}.") for name in names}
     return {council_id for council_id in found if is_council_id(council_id)}
 
@@ -551,14 +569,14 @@ async def recent_councils(
     """Up to ``limit`` councils newest first (older than position ``before``), and the next page's position."""
     prefix = f"{INDEX_ROOT}."
     days = sorted(
-        (name.rsplit(".", 1)[1] for name in await _subjects(js, INDEX_STREAM, index_days_filter())), reverse=True
+        (name.rsplit(".", 1)[1] for name in await stream_subjects(js, INDEX_STREAM, index_days_filter())), reverse=True
     )
     if before is not None:
         days = [day for day in days if day <= before[:8]]
     picked: list[str] = []
     for day in days:
         positions = sorted(
-            (name.removeprefix(prefix) for name in await _subjects(js, INDEX_STREAM, index_day_filter(day))),
+            (name.removeprefix(prefix) for name in await stream_subjects(js, INDEX_STREAM, index_day_filter(day))),
             reverse=True,
         )
         picked += [p for p in positions if before is None or p < before][: limit + 1 - len(picked)]

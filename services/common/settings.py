@@ -87,6 +87,7 @@ class CouncilDefaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     temperature: float = 0.7
     max_prompt_chars: int = 32_000
     max_members: int = 12
+    context_chars: int = 24_000  # a session turn carries at most this much of the conversation so far
 
 
 class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -33,6 +33,7 @@ from council.gateway.history import HistoryController
 from council.gateway.openapi import complete_openapi
 from council.gateway.page import PageController, static_files
 from council.gateway.problems import EXCEPTION_HANDLERS, html_errors_as_problems
+from council.gateway.sessions import SessionController
 
 __all__ = ["create_app"]
 
@@ -130,6 +131,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             CatalogueController,
             HealthController,
             HistoryController,
+            SessionController,
             PageController,
             static_files(),
             *(extra_routes or ()),

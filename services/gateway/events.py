@@ -17,7 +17,7 @@ from council.gateway.context import Gateway
 from council.gateway.problems import Problem
 from council.gateway.streaming import event_frames
 
-__all__ = ["SSE_HEADERS", "CouncilEventsController", "event_stream"]
+__all__ = ["SSE_HEADERS", "CouncilEventsController", "event_stream", "resume_point"]
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
@@ -53,7 +53,7 @@ class CouncilEventsController(Controller):
         after: int | None = Parameter(default=None, ge=0, description="resume after this seq (Last-Event-ID wins)"),
     ) -> Stream | Response[None]:
         """The council's events after the resume point; 204 once the client has seen the end."""
-        after_seq = _resume_point(last_event_id, after)
+        after_seq = resume_point(last_event_id, after)
         feed = gateway.feeds.whole(council_id)
         if feed is not None:  # followed here already: known, and its end (if any) is at hand
             end = feed.seqs[-1] if feed.ended else None
@@ -67,7 +67,7 @@ class CouncilEventsController(Controller):
         return event_stream(gateway, council_id, after_seq)
 
 
-def _resume_point(last_event_id: str | None, after: int | None) -> int:
+def resume_point(last_event_id: str | None, after: int | None) -> int:
     raw = last_event_id if last_event_id is not None else (str(after) if after is not None else "0")
     digits = raw.strip()
     # A seq is below 2**63 (19 digits): the length check comes first, before int() can refuse it.

@@ -14,21 +14,22 @@ import asyncio
 import logging
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from council.common.eventlog import Cursor, open_cursor, stream_seq
 from council.schemas.codec import DecodeError, stamp_seq
-from council.schemas.events import TERMINAL_TYPES, CouncilSubmitted
-from council.schemas.subjects import council_filter
+from council.schemas.events import TERMINAL_TYPES, CouncilSubmitted, SessionCreated
+from council.schemas.subjects import council_filter, session_filter
 
 __all__ = ["Feed", "Feeds"]
 
 log = logging.getLogger("council.gateway.feeds")
 
-FIRST_TYPE = str(CouncilSubmitted.__struct_config__.tag)  # every council's log starts with it
+# Every council's log starts with its submission, every session's with its creation.
+FIRST_TYPES = frozenset(str(kind.__struct_config__.tag) for kind in (CouncilSubmitted, SessionCreated))
 
 
 def _frame(seq: int, kind: str, envelope: bytes) -> bytes:
@@ -44,10 +45,11 @@ class _Wake(asyncio.Event):
 
 
 class Feed:
-    """One council's events as SSE frames, in log order, shared by all of its viewers here."""
+    """One council's (or session's) events as SSE frames, in log order, shared by all of its viewers here."""
 
-    def __init__(self, council_id: str, on_end: Callable[[Feed], None], ping_s: float) -> None:
-        self.council_id = council_id
+    def __init__(self, council_id: str, on_end: Callable[[Feed], None], ping_s: float, *, ends: bool = True) -> None:
+        self.council_id = council_id  # or a session's id
+        self._ends = ends  # a council's feed ends at its terminal event; a session's goes on
         self._on_end = on_end
         self._ping_s = ping_s
         self.seqs: list[int] = []
@@ -100,10 +102,10 @@ class Feed:
         except DecodeError as exc:
             log.error("skipping unreadable log message seq=%d: %s", seq, exc)
             return
-        self.whole = self.whole or (not self.seqs and kind == FIRST_TYPE)
+        self.whole = self.whole or (not self.seqs and kind in FIRST_TYPES)
         self.seqs.append(seq)
         self.frames.append(_frame(seq, kind, envelope))
-        self.ended = kind in TERMINAL_TYPES
+        self.ended = self._ends and kind in TERMINAL_TYPES
         if self.ended:  # nothing follows: the frames stay, the consumer can go
             asyncio.get_running_loop().call_soon(self._on_end, self)
         if not self._waking:  # one wake-up for everything that arrives in one read
@@ -142,18 +144,23 @@ class Feeds:
         feed = self._feeds.get(council_id)
         return feed if feed is not None and feed.whole else None
 
-    @asynccontextmanager
-    async def watch(self, council_id: str) -> AsyncIterator[Feed]:
+    def watch(self, council_id: str) -> AbstractAsyncContextManager[Feed]:
         """The council's feed, for as long as the caller reads it."""
-        feed = self._feeds.get(council_id)
+        return self._watch(council_id, council_filter(council_id), ends=True)
+
+    def watch_session(self, session_id: str) -> AbstractAsyncContextManager[Feed]:
+        """The session's feed (its own events and every turn's), for as long as the caller reads it."""
+        return self._watch(session_id, session_filter(session_id), ends=False)
+
+    @asynccontextmanager
+    async def _watch(self, key: str, subject_filter: str, *, ends: bool) -> AsyncIterator[Feed]:
+        feed = self._feeds.get(key)
         if feed is None:
-            feed = self._feeds[council_id] = Feed(council_id, self._release, self._ping_s)
+            feed = self._feeds[key] = Feed(key, self._release, self._ping_s, ends=ends)
             try:
-                feed.cursor = await open_cursor(
-                    self._js, council_filter(council_id), 0, self._inactive_s, deliver=feed.deliver
-                )
+                feed.cursor = await open_cursor(self._js, subject_filter, 0, self._inactive_s, deliver=feed.deliver)
             except BaseException as exc:
-                del self._feeds[council_id]
+                del self._feeds[key]
                 feed.stop()
                 feed.opened.set_exception(exc)
                 feed.opened.exception()  # retrieved: the first viewer raises it, as may the others

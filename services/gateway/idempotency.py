@@ -9,16 +9,15 @@ from __future__ import annotations
 import hashlib
 
 import msgspec
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
 from council.gateway.context import Gateway
 from council.gateway.problems import Problem
 from council.schemas.codec import decode_as, encode
-from council.schemas.events import CouncilSubmittedData
 from council.schemas.ids import new_council_id
 from council.schemas.records import IdempotencyRecord
 
-__all__ = ["MAX_IDEMPOTENCY_KEY", "KeyClaim", "claim_key"]
+__all__ = ["MAX_IDEMPOTENCY_KEY", "KeyClaim", "claim_key", "prior_claim", "release_key"]
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -30,8 +29,7 @@ class KeyClaim(msgspec.Struct, frozen=True, kw_only=True):
     created: bool
 
 
-async def claim_key(gateway: Gateway, key: str, data: CouncilSubmittedData) -> KeyClaim:
-    """Map an Idempotency-Key to a council id: a new one, or the one a same-body request got."""
+def _checked_slot(key: str) -> str:
     if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise Problem(
             400,
@@ -39,20 +37,44 @@ async def claim_key(gateway: Gateway, key: str, data: CouncilSubmittedData) -> K
             "Invalid Idempotency-Key",
             f"the key must be 1–{MAX_IDEMPOTENCY_KEY} printable characters",
         )
-    slot = hashlib.sha256(key.encode()).hexdigest()  # never the raw key: it is user text
+    return hashlib.sha256(key.encode()).hexdigest()  # never the raw key: it is user text
+
+
+def _same_body(record: IdempotencyRecord, body_hash: str) -> str:
+    if record.body_hash != body_hash:
+        raise Problem(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "this Idempotency-Key was already used with a different request body",
+        )
+    return record.council_id
+
+
+async def claim_key(gateway: Gateway, key: str, data: object, fresh: str | None = None) -> KeyClaim:
+    """Map an Idempotency-Key to a council id: ``fresh`` (by default a new one), or the one a
+    same-body request got. ``data`` is what the request asks for, as the body hash covers it."""
+    slot = _checked_slot(key)
     body_hash = hashlib.sha256(encode(data)).hexdigest()
-    fresh = new_council_id(gateway.now())
+    fresh = fresh or new_council_id(gateway.now())
     try:
         await gateway.topology.idempotency.create(slot, encode(IdempotencyRecord(fresh, body_hash)))
         return KeyClaim(council_id=fresh, created=True)
     except KeyWrongLastSequenceError:
         entry = await gateway.topology.idempotency.get(slot)
-        record = decode_as(entry.value or b"", IdempotencyRecord)
-        if record.body_hash != body_hash:
-            raise Problem(
-                422,
-                "idempotency-key-reused",
-                "Idempotency-Key reused",
-                "this Idempotency-Key was already used with a different request body",
-            ) from None
-        return KeyClaim(council_id=record.council_id, created=False)
+        return KeyClaim(council_id=_same_body(decode_as(entry.value or b"", IdempotencyRecord), body_hash), created=False)
+
+
+async def prior_claim(gateway: Gateway, key: str, data: object) -> str | None:
+    """The council a same-body request with this key started, if one did (422 if another body did)."""
+    slot = _checked_slot(key)
+    try:
+        entry = await gateway.topology.idempotency.get(slot)
+    except (KeyNotFoundError, KeyDeletedError):
+        return None
+    return _same_body(decode_as(entry.value or b"", IdempotencyRecord), hashlib.sha256(encode(data)).hexdigest())
+
+
+async def release_key(gateway: Gateway, key: str) -> None:
+    """Forget a claim whose request appended nothing, so the key can be used again."""
+    await gateway.topology.idempotency.delete(_checked_slot(key))

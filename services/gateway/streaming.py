@@ -23,7 +23,7 @@ from litestar.response import ServerSentEventMessage
 from council.common.eventlog import council_exists, load_state
 from council.common.jetstream import Topology
 from council.deliberation.state import CouncilState
-from council.gateway.feeds import Feeds
+from council.gateway.feeds import Feed, Feeds
 from council.gateway.render import status_view
 from council.schemas.api import RESET_TYPE, CouncilStatus, ResetData, ResetEvent
 from council.schemas.codec import encode
@@ -82,23 +82,40 @@ async def event_frames(
         yield frame.encode()
         if state.terminal:
             return  # the snapshot is the end: nothing more will come
-    finished = False
+    feed: Feed | None = None
     try:
         async with feeds.watch(council_id) as feed:
-            # The feed may still be reading the history: the resume point is a seq, not a place.
-            while not finished:
-                if not await feed.wait(after):
-                    yield PING
-                    continue
-                frames, after = feed.since(after)
-                finished = feed.ended and after >= feed.seqs[-1]
-                if frames and retry is not None:
-                    frames[0] = frames[0][:-2] + b"retry: %d\r\n\r\n" % retry
-                    retry = None
-                if frames:
-                    yield b"".join(frames)
+            async for chunk in _follow(feed, after, retry):
+                yield chunk
     finally:
-        # The response is being cancelled when the client left: shield the clean-up.
-        if not finished and on_disconnect is not None:
+        # The response is being cancelled when the client left (before the council ended):
+        # shield the clean-up.
+        if not (feed is not None and feed.ended) and on_disconnect is not None:
             with anyio.CancelScope(shield=True):
                 await on_disconnect()
+
+
+async def session_frames(feeds: Feeds, session_id: str, after: int, *, retry_ms: int) -> AsyncIterator[bytes]:
+    """The encoded SSE stream of one session after seq ``after``: its own events and every
+    turn's, in log order, for as long as the client reads (a session has no last event)."""
+    yield ServerSentEventMessage(data=None, comment=f"session {session_id}").encode()
+    async with feeds.watch_session(session_id) as feed:
+        async for chunk in _follow(feed, after, retry_ms):
+            yield chunk
+
+
+async def _follow(feed: Feed, after: int, retry: int | None) -> AsyncIterator[bytes]:
+    """The feed's frames after seq ``after`` as they come, pings while it is quiet, until it ends."""
+    # The feed may still be reading the history: the resume point is a seq, not a place.
+    while True:
+        if not await feed.wait(after):
+            yield PING
+            continue
+        frames, after = feed.since(after)
+        if frames and retry is not None:
+            frames[0] = frames[0][:-2] + b"retry: %d\r\n\r\n" % retry
+            retry = None
+        if frames:
+            yield b"".join(frames)
+        if feed.ended and after >= feed.seqs[-1]:
+            return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import msgspec
 
 from council.common.settings import MAX_TOKENS_LIMIT, Settings
@@ -10,7 +12,10 @@ from council.schemas.api import QueryRequest
 from council.schemas.codec import decode_as
 from council.schemas.events import CouncilSubmittedData
 
-__all__ = ["MAX_TOKENS_LIMIT", "parse_query", "validate_query"]
+__all__ = ["MAX_TOKENS_LIMIT", "Panel", "parse_body", "parse_query", "validate_panel", "validate_query", "validate_text"]
+
+
+T = TypeVar("T")
 
 
 def _invalid(detail: str) -> Problem:
@@ -18,14 +23,21 @@ def _invalid(detail: str) -> Problem:
 
 
 def parse_query(body: bytes) -> QueryRequest:
+    return parse_body(body, QueryRequest, "a prompt")
+
+
+def parse_body(body: bytes, kind: type[T], needs: str) -> T:
+    """The JSON body as a ``kind``; 400 when it is not JSON, 422 when it is the wrong shape."""
     if not body.strip():
         raise Problem(
-            400, "invalid-json", "Malformed request body", "the body is empty; send a JSON object with a prompt"
+            400, "invalid-json", "Malformed request body", f"the body is empty; send a JSON object with {needs}"
         )
     try:
-        return decode_as(body, QueryRequest)
+        return decode_as(body, kind)
     except msgspec.ValidationError as exc:
-        return _with_whole_numbers(body, exc)
+        if kind is QueryRequest:
+            return _with_whole_numbers(body, exc)  # type: ignore[return-value]
+        raise _invalid(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise Problem(400, "invalid-json", "Malformed request body", f"the body is not valid JSON: {exc}") from None
 
@@ -44,38 +56,73 @@ def _with_whole_numbers(body: bytes, refused: msgspec.ValidationError) -> QueryR
     raise _invalid(str(refused)) from None
 
 
-def validate_query(query: QueryRequest, settings: Settings) -> CouncilSubmittedData:
+class Panel(msgspec.Struct, frozen=True, kw_only=True):
+    """Who deliberates, and how: the members, the chairman, the length and temperature of answers."""
+
+    members: list[str]
+    chairman: str
+    max_tokens: int
+    temperature: float
+
+
+def validate_text(text: str, what: str, settings: Settings, *, required: bool = True) -> str:
+    """``text`` unless it is empty (when required) or longer than the prompt limit."""
+    limit = settings.council.max_prompt_chars
+    if required and not text.strip():
+        raise _invalid(f"{what} is empty")
+    if len(text) > limit:
+        raise _invalid(f"{what} is {len(text)} characters; the limit is {limit}")
+    return text
+
+
+def validate_panel(
+    settings: Settings,
+    *,
+    members: list[str] | None,
+    chairman: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    members_field: str = "models",
+) -> Panel:
+    """The panel asked for, each field defaulting to the configured council; a problem if not valid."""
     council = settings.council
-    prompt = query.prompt.strip()
-    if not prompt:
-        raise _invalid("prompt is empty")
-    if len(query.prompt) > council.max_prompt_chars:
-        raise _invalid(f"prompt is {len(query.prompt)} characters; the limit is {council.max_prompt_chars}")
-    members = list(query.models) if query.models is not None else list(council.members)
-    if not members:
-        raise _invalid("models is empty; omit it to use the default council")
-    if len(members) > council.max_members:
-        raise _invalid(f"models lists {len(members)} members; the limit is {council.max_members}")
-    unknown = [m for m in members if not settings.has_model(m)]
+    chosen = list(members) if members is not None else list(council.members)
+    if not chosen:
+        raise _invalid(f"{members_field} is empty; omit it to use the default council")
+    if len(chosen) > council.max_members:
+        raise _invalid(f"{members_field} lists {len(chosen)} members; the limit is {council.max_members}")
+    unknown = [m for m in chosen if not settings.has_model(m)]
     if unknown:
         raise _invalid(f"unknown model(s): {', '.join(unknown)}; see GET /api/v1/models")
-    duplicates = sorted({m for m in members if members.count(m) > 1})
+    duplicates = sorted({m for m in chosen if chosen.count(m) > 1})
     if duplicates:
         raise _invalid(f"duplicate model(s): {', '.join(duplicates)}")
-    chairman = query.chairman if query.chairman is not None else council.chairman
-    if not settings.has_model(chairman):
-        raise _invalid(f"unknown chairman: {chairman}; see GET /api/v1/models")
-    max_tokens = query.max_tokens if query.max_tokens is not None else council.max_tokens
-    if not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
-        raise _invalid(f"max_tokens must be between 1 and {MAX_TOKENS_LIMIT}, got {max_tokens}")
-    temperature = query.temperature if query.temperature is not None else council.temperature
-    if not 0.0 <= temperature <= 2.0:
-        raise _invalid(f"temperature must be between 0 and 2, got {temperature}")
+    chair = chairman if chairman is not None else council.chairman
+    if not settings.has_model(chair):
+        raise _invalid(f"unknown chairman: {chair}; see GET /api/v1/models")
+    tokens = max_tokens if max_tokens is not None else council.max_tokens
+    if not 1 <= tokens <= MAX_TOKENS_LIMIT:
+        raise _invalid(f"max_tokens must be between 1 and {MAX_TOKENS_LIMIT}, got {tokens}")
+    heat = temperature if temperature is not None else council.temperature
+    if not 0.0 <= heat <= 2.0:
+        raise _invalid(f"temperature must be between 0 and 2, got {heat}")
+    return Panel(members=chosen, chairman=chair, max_tokens=tokens, temperature=heat)
+
+
+def validate_query(query: QueryRequest, settings: Settings) -> CouncilSubmittedData:
+    validate_text(query.prompt, "prompt", settings)
+    panel = validate_panel(
+        settings,
+        members=query.models,
+        chairman=query.chairman,
+        max_tokens=query.max_tokens,
+        temperature=query.temperature,
+    )
     return CouncilSubmittedData(
         prompt=query.prompt,
-        members=members,
-        chairman=chairman,
-        max_tokens=max_tokens,
-        temperature=temperature,
+        members=panel.members,
+        chairman=panel.chairman,
+        max_tokens=panel.max_tokens,
+        temperature=panel.temperature,
         stream_tokens=query.stream_tokens,
     )

@@ -1,0 +1,92 @@
+"""Sessions on JetStream: a session read from its outline in the log, and the list of sessions.
+
+A session is its own events plus its turns, each a council (``<session id>_t<N>``); what it is
+now is folded from the outline (``deliberation.session``). The list is an index: one summary
+per session in ``COUNCIL_INDEX`` at ``council.index.sessions.<day>.<time>.<id>``, written by the
+gateway when a session is created or gets a message, purged when it is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from council.common.eventlog import read_log, stream_subjects
+from council.deliberation.session import SessionState, fold_session
+from council.schemas.api import PROMPT_PREVIEW_CHARS, SessionSummary
+from council.schemas.codec import decode_as, decode_outline_event, encode
+from council.schemas.subjects import (
+    INDEX_STREAM,
+    SESSIONS_INDEX_ROOT,
+    session_index_subject,
+    session_outline_filters,
+    session_position,
+)
+
+__all__ = ["forget_session", "is_session_position", "read_session", "recent_sessions", "record_session"]
+
+_POSITION = re.compile(r"^[0-9]{8}\.[0-9]{9}\.session_[0-9]{8}_[0-9]{4}_[a-z0-9]{6,}$")
+
+
+def is_session_position(value: str) -> bool:
+    """Whether ``value`` is a position in the list of sessions (a page's ``next``)."""
+    return _POSITION.fullmatch(value) is not None
+
+
+async def read_session(js: JetStreamContext, session_id: str) -> SessionState | None:
+    """The session as the log knows it now, or None if it was never created."""
+    parts = [await read_log(js, f, 0, decode_outline_event) for f in session_outline_filters(session_id)]
+    return fold_session(session_id, sorted((e for part in parts for e in part), key=lambda e: e.seq))
+
+
+def _summary(state: SessionState) -> SessionSummary:
+    last = state.turns[-1].question[:PROMPT_PREVIEW_CHARS] if state.turns else None
+    return SessionSummary(
+        session_id=state.session_id,
+        mission=state.mission[:PROMPT_PREVIEW_CHARS],
+        mode=state.mode,
+        members=list(state.members),
+        chairman=state.chairman,
+        turns=len(state.turns),
+        last_question=last,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+    )
+
+
+async def record_session(js: JetStreamContext, state: SessionState) -> None:
+    """Write the session's summary into the list of sessions, as of ``state``."""
+    subject = session_index_subject(session_position(state.session_id, state.created_at))
+    await js.publish(subject, encode(_summary(state)), stream=INDEX_STREAM)
+
+
+async def forget_session(js: JetStreamContext, state: SessionState) -> None:
+    """Take the session out of the list (its log stays until retention drops it)."""
+    subject = session_index_subject(session_position(state.session_id, state.created_at))
+    await js.purge_stream(INDEX_STREAM, subject=subject)
+
+
+async def recent_sessions(
+    js: JetStreamContext, limit: int, before: str | None = None
+) -> tuple[list[SessionSummary], str | None]:
+    """Up to ``limit`` sessions newest first (older than position ``before``), and the next page's position."""
+    prefix = f"{SESSIONS_INDEX_ROOT}."
+    positions = sorted(
+        (name.removeprefix(prefix) for name in await stream_subjects(js, INDEX_STREAM, f"{prefix}>")), reverse=True
+    )
+    picked = [p for p in positions if before is None or p < before][: limit + 1]
+    shown = picked[:limit]
+    messages = await asyncio.gather(
+        *(js.get_last_msg(INDEX_STREAM, session_index_subject(p)) for p in shown), return_exceptions=True
+    )
+    summaries = []
+    for message in messages:
+        if isinstance(message, NotFoundError):
+            continue  # deleted between the listing and the read
+        if isinstance(message, BaseException):
+            raise message
+        summaries.append(decode_as(message.data or b"", SessionSummary))
+    return summaries, (shown[-1] if len(picked) > limit else None)

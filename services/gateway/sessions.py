@@ -1,0 +1,310 @@
+"""The session resource: a conversation of turns, each turn a council that sees the turns before it.
+
+A session is event-sourced like a council: ``session.created`` and ``session.deleted`` in the
+log, and its turns as councils with ids ``<session id>_t<N>``, whose ``council.submitted``
+carries the mission and the conversation so far (within ``council.context_chars``). One turn
+runs at a time: a message while the previous turn is under way is refused with 409.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from council.common.eventlog import append
+from council.common.sessions import forget_session, is_session_position, read_session, recent_sessions, record_session
+from council.deliberation.clock import iso
+from council.deliberation.conversation import conversation_history
+from council.deliberation.session import SessionState, TurnState, exchanges
+from council.gateway.context import Gateway
+from council.gateway.events import SSE_HEADERS, resume_point
+from council.gateway.history import MAX_PAGE
+from council.gateway.idempotency import claim_key, prior_claim, release_key
+from council.gateway.problems import Problem
+from council.gateway.render import links_for
+from council.gateway.streaming import session_frames
+from council.gateway.submission import parse_body, validate_panel, validate_text
+from council.schemas.api import (
+    FORMATS,
+    MessageAccepted,
+    MessageRequest,
+    SessionLinks,
+    SessionList,
+    SessionRemoved,
+    SessionRequest,
+    SessionView,
+    TurnView,
+)
+from council.schemas.codec import encode
+from council.schemas.events import (
+    CouncilSubmitted,
+    CouncilSubmittedData,
+    SessionCreated,
+    SessionCreatedData,
+    SessionDeleted,
+    SessionDeletedData,
+)
+from council.schemas.ids import is_session_id, new_session_id, turn_council_id
+
+__all__ = ["SessionController", "session_view"]
+
+log = logging.getLogger("council.gateway")
+
+MODES = ("council", "group")
+
+
+class _MessageClaim(msgspec.Struct, frozen=True):
+    """What an Idempotency-Key on a message covers."""
+
+    session_id: str
+    content: str
+
+
+def session_links(session_id: str) -> SessionLinks:
+    base = f"/api/v1/sessions/{session_id}"
+    return SessionLinks(self=base, messages=f"{base}/messages", events=f"{base}/events")
+
+
+def _turn_view(turn: TurnState) -> TurnView:
+    return TurnView(
+        turn_id=turn.council_id,
+        council_id=turn.council_id,
+        question=turn.question,
+        status=turn.status,
+        final_answer=turn.final_answer,
+        error=turn.error,
+        created_at=turn.created_at,
+        completed_at=turn.completed_at,
+        links=links_for(turn.council_id),
+    )
+
+
+def session_view(state: SessionState) -> SessionView:
+    """The JSON shape of a session."""
+    return SessionView(
+        session_id=state.session_id,
+        mission=state.mission,
+        mode=state.mode,
+        members=list(state.members),
+        chairman=state.chairman,
+        max_tokens=state.max_tokens,
+        temperature=state.temperature,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        turns=[_turn_view(t) for t in state.turns],
+        links=session_links(state.session_id),
+    )
+
+
+def render_session_markdown(state: SessionState, names: dict[str, str]) -> str:
+    """The conversation as markdown: each turn's question and the council's answer."""
+    lines = [f"# Session {state.session_id}", ""]
+    if state.mission:
+        lines += [f"**Mission:** {state.mission}", ""]
+    members = ", ".join(names.get(m, m) for m in state.members)
+    lines += [f"*Council:* {members}; *chairman:* {names.get(state.chairman, state.chairman)}", ""]
+    for turn in state.turns:
+        lines += [f"## Turn {turn.turn}", "", f"**You:** {turn.question}", ""]
+        if turn.final_answer is not None:
+            lines += [f"**Council:** {turn.final_answer}", ""]
+        else:
+            lines += [f"*{turn.status}{': ' + turn.error if turn.error else ''}*", ""]
+        lines += [f"[Full deliberation](/api/v1/council/{turn.council_id})", ""]
+    return "\n".join(lines)
+
+
+def render_session_text(state: SessionState, names: dict[str, str]) -> str:
+    """The conversation as plain text."""
+    lines = [f"Session {state.session_id}"]
+    if state.mission:
+        lines.append(f"Mission: {state.mission}")
+    for turn in state.turns:
+        lines += ["", f"[{turn.turn}] You: {turn.question}"]
+        answer = turn.final_answer if turn.final_answer is not None else f"({turn.status})"
+        lines.append(f"[{turn.turn}] Council: {answer}")
+    return "\n".join(lines) + "\n"
+
+
+class SessionController(Controller):
+    """/api/v1/sessions: conversations, their messages and their one event stream."""
+
+    path = "/api/v1/sessions"
+
+    @post("/", status_code=201, summary="Start a conversation")
+    async def create_session(self, request: Request[Any, Any, Any], gateway: Gateway) -> Response[SessionView]:
+        """Append ``session.created`` with the panel (the configured council by default)."""
+        body = parse_body(await request.body(), SessionRequest, "the session's settings (or {})")
+        settings = gateway.settings
+        if body.mode not in MODES:
+            raise Problem(422, "invalid-query", "Invalid session", f"mode must be council or group, got {body.mode!r}")
+        if body.mode == "group":
+            raise Problem(
+                422,
+                "mode-not-available",
+                "Mode not available",
+                "group mode is not available in this version; use mode council (see the README's Sessions section)",
+            )
+        mission = validate_text(body.mission or "", "mission", settings, required=False).strip()
+        panel = validate_panel(
+            settings,
+            members=body.members,
+            chairman=body.chairman,
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+            members_field="members",
+        )
+        session_id = new_session_id(gateway.now())
+        data = SessionCreatedData(
+            mission=mission,
+            mode="council",
+            members=panel.members,
+            chairman=panel.chairman,
+            max_tokens=panel.max_tokens,
+            temperature=panel.temperature,
+        )
+        await append(
+            gateway.topology.js,
+            SessionCreated(council_id=session_id, ts=iso(gateway.now()), data=data),
+            f"{session_id}:created",
+        )
+        state = await self._session(gateway, session_id)
+        await record_session(gateway.topology.js, state)
+        log.info("created %s with %d members", session_id, len(panel.members))
+        return Response(session_view(state), status_code=201, headers={"Location": session_links(session_id).self})
+
+    @get("/", summary="Recent sessions, newest first")
+    async def list_sessions(
+        self,
+        gateway: Gateway,
+        limit: int = Parameter(default=20, ge=1, le=MAX_PAGE, description="sessions per page"),
+        before: str | None = Parameter(default=None, description="the `next` of the previous page"),
+    ) -> SessionList:
+        """A page of sessions (mission, turns, last question), and where the next page starts."""
+        if before is not None and not is_session_position(before):
+            raise Problem(
+                400, "invalid-cursor", "Invalid page cursor", "before must be the `next` value of a previous page"
+            )
+        sessions, following = await recent_sessions(gateway.topology.js, limit, before)
+        return SessionList(sessions=sessions, next=following)
+
+    @get("/{session_id:str}", summary="A conversation: every turn's question and answer")
+    async def read_session(
+        self,
+        session_id: str,
+        gateway: Gateway,
+        format: str = Parameter(default="markdown", description="markdown | text | json"),
+    ) -> Response[bytes]:
+        """The session as markdown, text or json."""
+        if format not in FORMATS:
+            raise Problem(
+                400, "invalid-format", "Invalid format", f"format must be markdown, text or json, got {format!r}"
+            )
+        state = await self._session(gateway, session_id)
+        if format == "json":
+            return Response(encode(session_view(state)), media_type="application/json")
+        if format == "text":
+            return Response(render_session_text(state, gateway.names).encode(), media_type="text/plain")
+        return Response(render_session_markdown(state, gateway.names).encode(), media_type="text/markdown")
+
+    @delete("/{session_id:str}", status_code=200, summary="Delete a conversation")
+    async def delete_session(self, session_id: str, gateway: Gateway) -> SessionRemoved:
+        """Mark the session deleted and take it out of the list; a turn under way still finishes."""
+        state = await self._session(gateway, session_id)
+        event = SessionDeleted(council_id=session_id, ts=iso(gateway.now()), data=SessionDeletedData())
+        await append(gateway.topology.js, event, f"{session_id}:deleted")
+        await forget_session(gateway.topology.js, state)
+        return SessionRemoved(session_id=session_id, status="deleted")
+
+    @post("/{session_id:str}/messages", status_code=202, summary="Ask the next question")
+    async def post_message(
+        self, session_id: str, request: Request[Any, Any, Any], gateway: Gateway
+    ) -> Response[MessageAccepted]:
+        """Start the next turn: a council that sees the mission and the conversation so far."""
+        state = await self._session(gateway, session_id)
+        body = parse_body(await request.body(), MessageRequest, "the message's content")
+        content = validate_text(body.content, "content", gateway.settings)
+        key = request.headers.get("idempotency-key")
+        claim = _MessageClaim(session_id, content)
+        if key is not None and (prior := await prior_claim(gateway, key, claim)) is not None:
+            return _message_accepted(state, prior)
+        if (running := state.running) is not None:
+            raise Problem(
+                409,
+                "turn-in-progress",
+                "A turn is still under way",
+                f"turn {running.turn} ({running.council_id}) is {running.status}; "
+                "send the next message once it has ended, or cancel it",
+            )
+        council_id = turn_council_id(session_id, len(state.turns) + 1)
+        if key is not None:
+            taken = await claim_key(gateway, key, claim, fresh=council_id)
+            if not taken.created:  # the same request, just now
+                return _message_accepted(await self._session(gateway, session_id), taken.council_id)
+        history = conversation_history(exchanges(state), gateway.settings.council.context_chars)
+        data = CouncilSubmittedData(
+            prompt=content,
+            members=list(state.members),
+            chairman=state.chairman,
+            max_tokens=state.max_tokens,
+            temperature=state.temperature,
+            mission=state.mission,
+            history=history,
+        )
+        event = CouncilSubmitted(council_id=council_id, ts=iso(gateway.now()), data=data)
+        if not await append(gateway.topology.js, event, f"{council_id}:submitted"):
+            if key is not None:
+                await release_key(gateway, key)
+            raise Problem(409, "turn-in-progress", "A turn is still under way", f"another message started {council_id}")
+        updated = await self._session(gateway, session_id)
+        await record_session(gateway.topology.js, updated)
+        return _message_accepted(updated, council_id)
+
+    @get("/{session_id:str}/events", summary="Stream a conversation's events (SSE), resumable")
+    async def session_events(
+        self,
+        session_id: str,
+        gateway: Gateway,
+        last_event_id: str | None = Parameter(header="Last-Event-ID", default=None, required=False),
+        after: int | None = Parameter(default=None, ge=0, description="resume after this seq (Last-Event-ID wins)"),
+    ) -> Stream:
+        """The session's own events and every turn's, in log order, replayed then live."""
+        after_seq = resume_point(last_event_id, after)
+        await self._session(gateway, session_id)
+        frames = session_frames(gateway.feeds, session_id, after_seq, retry_ms=gateway.settings.gateway.retry_ms)
+        return Stream(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @staticmethod
+    async def _session(gateway: Gateway, session_id: str) -> SessionState:
+        """The session, or 400 (not a session id) / 404 (none, or deleted)."""
+        if not is_session_id(session_id):
+            raise Problem(
+                400,
+                "invalid-session-id",
+                "Malformed session id",
+                f"{session_id!r} is not a session id (expected session_YYYYMMDD_HHMM_xxxxxx)",
+            )
+        state = await read_session(gateway.topology.js, session_id)
+        if state is None or state.deleted:
+            raise Problem(404, "session-not-found", "Session not found", f"no session {session_id}")
+        return state
+
+
+def _message_accepted(state: SessionState, council_id: str) -> Response[MessageAccepted]:
+    turn = next((t for t in state.turns if t.council_id == council_id), None)
+    number = turn.turn if turn is not None else len(state.turns) + 1
+    body = MessageAccepted(
+        session_id=state.session_id,
+        turn=number,
+        turn_id=council_id,
+        council_id=council_id,
+        status=turn.status if turn is not None else "queued",
+        created_at=turn.created_at if turn is not None else state.updated_at,
+        links=links_for(council_id),
+        session_links=session_links(state.session_id),
+    )
+    return Response(body, status_code=202, headers={"Location": links_for(council_id).self})
