@@ -32,7 +32,7 @@ from council.gateway.health import HealthController
 from council.gateway.history import HistoryController
 from council.gateway.openapi import complete_openapi
 from council.gateway.page import PageController, static_files
-from council.gateway.problems import EXCEPTION_HANDLERS, html_errors_as_problems
+from council.gateway.problems import EXCEPTION_HANDLERS, html_errors_as_problems, options_with_every_method
 from council.gateway.sessions import SessionController
 
 __all__ = ["create_app"]
@@ -138,6 +138,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
         ],
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=options_with_every_method,
         after_request=html_errors_as_problems,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="council", version="0.1.0", path="/docs"),

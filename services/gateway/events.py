@@ -6,8 +6,9 @@ The relay itself (the council's shared feed, replay then live) is ``council.gate
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -17,7 +18,7 @@ from council.gateway.context import Gateway
 from council.gateway.problems import Problem
 from council.gateway.streaming import event_frames
 
-__all__ = ["SSE_HEADERS", "CouncilEventsController", "event_stream", "resume_point"]
+__all__ = ["SSE_HEADERS", "CouncilEventsController", "event_stream", "no_null_after", "resume_point"]
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
@@ -49,10 +50,12 @@ class CouncilEventsController(Controller):
         self,
         council_id: str,
         gateway: Gateway,
+        request: Request[Any, Any, Any],
         last_event_id: str | None = Parameter(header="Last-Event-ID", default=None, required=False),
-        after: int | None = Parameter(default=None, ge=0, description="resume after this seq (Last-Event-ID wins)"),
+        after: int | None = Parameter(default=None, ge=0, le=2**63 - 1, description="resume after this seq (Last-Event-ID wins)"),
     ) -> Stream | Response[None]:
         """The council's events after the resume point; 204 once the client has seen the end."""
+        no_null_after(request)
         after_seq = resume_point(last_event_id, after)
         feed = gateway.feeds.whole(council_id)
         if feed is not None:  # followed here already: known, and its end (if any) is at hand
@@ -65,6 +68,12 @@ class CouncilEventsController(Controller):
             # reconnecting, where an empty stream would look like a dropped connection.
             return Response(None, status_code=204)
         return event_stream(gateway, council_id, after_seq)
+
+
+def no_null_after(request: Request[Any, Any, Any]) -> None:
+    """``after=null``: Litestar reads it as "not given"; it is a mistake, not a default."""
+    if "null" in request.query_params.getall("after", []):
+        raise Problem(400, "invalid-resume-point", "Invalid resume point", "after=null: leave after out to start at 0")
 
 
 def resume_point(last_event_id: str | None, after: int | None) -> int:

@@ -14,13 +14,15 @@ import msgspec
 
 from council.common.settings import MAX_TOKENS_LIMIT, Settings
 from council.gateway.problems import PROBLEM_JSON, ProblemBody
-from council.schemas.api import CouncilStatus, SkipRequest
-from council.schemas.ids import COUNCIL_ID_PATTERN
+from council.schemas.api import CouncilStatus, SessionView, SkipRequest
+from council.schemas.ids import COUNCIL_ID_PATTERN, SESSION_ID_PATTERN
 from council.schemas.result import CouncilResult
 
 __all__ = ["complete_openapi"]
 
 API = "/api/v1/council"
+SESSIONS = "/api/v1/sessions"
+SESSION_POSITION = r"^[0-9]{8}\.[0-9]{9}\.session_[0-9]{8}_[0-9]{4}_[a-z0-9]{6,}$"
 REF = "#/components/schemas/{name}"
 FRAME = {  # one Server-Sent Event: ``data`` is the event's JSON envelope, ``id`` its seq
     "type": "object",
@@ -35,6 +37,7 @@ SSE = {"text/event-stream": {"schema": FRAME}}
 SEQ_MAX = 2**63 - 1
 PARAMETERS: dict[str, dict[str, Any]] = {  # what the routes accept, where Litestar says only "string"
     "council_id": {"type": "string", "pattern": COUNCIL_ID_PATTERN.pattern},
+    "session_id": {"type": "string", "pattern": SESSION_ID_PATTERN.pattern},
     "format": {"enum": ["json", "markdown", "text"]},
     "Last-Event-ID": {"type": "string", "pattern": "^[0-9]{1,18}$"},
     "after": {"type": "integer", "minimum": 0, "maximum": SEQ_MAX},
@@ -74,6 +77,22 @@ def _query_schema(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _session_schema(settings: Settings) -> dict[str, Any]:
+    """SessionRequest as this gateway accepts it (group mode is not available yet)."""
+    panel = _query_schema(settings)["properties"]
+    return {
+        "type": "object",
+        "properties": {
+            "mission": {"type": ["string", "null"], "maxLength": settings.council.max_prompt_chars},
+            "members": panel["models"],
+            "chairman": panel["chairman"],
+            "mode": {"enum": ["council"]},
+            "max_tokens": panel["max_tokens"],
+            "temperature": panel["temperature"],
+        },
+    }
+
+
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
@@ -99,9 +118,13 @@ def complete_openapi(document: dict[str, Any], settings: Settings) -> dict[str, 
             for parameter in operation.get("parameters", []):
                 if parameter.get("name") in PARAMETERS:
                     parameter["schema"] = PARAMETERS[parameter["name"]]
-            if path.endswith("/events") or path == f"{API}/stream":
+                if parameter.get("name") == "before" and path == SESSIONS:
+                    parameter["schema"] = {"type": "string", "pattern": SESSION_POSITION}
+            if path == f"{SESSIONS}/{{session_id}}/events":
+                responses["200"] = {"description": "The session's events, replayed, then live", "content": SSE}
+            elif path.endswith("/events") or path == f"{API}/stream":
                 responses["200"] = {"description": "The council's events, live, to its terminal event", "content": SSE}
-            if path.endswith("/events"):
+            if path.endswith("/events") and not path.startswith(SESSIONS):
                 responses["204"] = {"description": "The client has seen the terminal event already"}
             if path == f"{API}/{{council_id}}" and method == "get":
                 content = responses["200"].setdefault("content", {})
@@ -109,8 +132,24 @@ def complete_openapi(document: dict[str, Any], settings: Settings) -> dict[str, 
                 content["application/json"] = {"schema": {"anyOf": [result, status]}}
                 for media in ("text/markdown", "text/plain"):
                     content[media] = {"schema": {"type": "string"}}
+            if path == f"{SESSIONS}/{{session_id}}" and method == "get":
+                content = responses["200"].setdefault("content", {})
+                content["application/json"] = {"schema": _schema_of(SessionView, components)}
+                for media in ("text/markdown", "text/plain"):
+                    content[media] = {"schema": {"type": "string"}}
     if (query := paths.get(f"{API}/query", {}).get("post")) is not None:
         query["requestBody"] = _json_body({"$ref": REF.format(name="QueryRequest")})
     if (skip := paths.get(f"{API}/{{council_id}}/skip", {}).get("post")) is not None:
         skip["requestBody"] = _json_body({"$ref": REF.format(name="SkipRequest")})
+    if (create := paths.get(SESSIONS, {}).get("post")) is not None:
+        components["SessionRequest"] = _session_schema(settings)
+        create["requestBody"] = {**_json_body({"$ref": REF.format(name="SessionRequest")}), "required": False}
+    if (message := paths.get(f"{SESSIONS}/{{session_id}}/messages", {}).get("post")) is not None:
+        limit = settings.council.max_prompt_chars
+        components["MessageRequest"] = {
+            "type": "object",
+            "required": ["content"],
+            "properties": {"content": {"type": "string", "pattern": r"\S", "maxLength": limit}},
+        }
+        message["requestBody"] = _json_body({"$ref": REF.format(name="MessageRequest")})
     return document

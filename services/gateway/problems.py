@@ -10,7 +10,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from nats.errors import Error as NatsError
 
-__all__ = ["EXCEPTION_HANDLERS", "Problem", "html_errors_as_problems"]
+__all__ = ["EXCEPTION_HANDLERS", "Problem", "html_errors_as_problems", "options_with_every_method"]
 
 log = logging.getLogger("council.gateway")
 
@@ -72,6 +72,16 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     slug = SLUGS.get(exc.status_code, "http-error")
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}  # RFC 9110 wants it on a 405
     return _response(request, exc.status_code, slug, exc.detail or "Error", exc.detail or "Error", headers=headers)
+
+
+def options_with_every_method(request: Request[Any, Any, Any]) -> Response[None] | None:
+    """Answer OPTIONS with every method of the path: Litestar 2's own OPTIONS handler lists only
+    the first handler's when a path has several (litestar#4169, fixed in Litestar 3)."""
+    if request.method != "OPTIONS":
+        return None
+    paths = request.route_handler.paths
+    methods = {m for route in request.app.routes if route.path in paths for m in route.methods}
+    return Response(None, status_code=204, headers={"Allow": ", ".join(sorted(methods))})
 
 
 async def html_errors_as_problems(response: Response[Any]) -> Response[Any]:

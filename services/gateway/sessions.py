@@ -22,7 +22,7 @@ from council.deliberation.clock import iso
 from council.deliberation.conversation import conversation_history
 from council.deliberation.session import SessionState, TurnState, exchanges
 from council.gateway.context import Gateway
-from council.gateway.events import SSE_HEADERS, resume_point
+from council.gateway.events import SSE_HEADERS, no_null_after, resume_point
 from council.gateway.history import MAX_PAGE
 from council.gateway.idempotency import claim_key, prior_claim, release_key
 from council.gateway.problems import Problem
@@ -138,7 +138,8 @@ class SessionController(Controller):
     @post("/", status_code=201, summary="Start a conversation")
     async def create_session(self, request: Request[Any, Any, Any], gateway: Gateway) -> Response[SessionView]:
         """Append ``session.created`` with the panel (the configured council by default)."""
-        body = parse_body(await request.body(), SessionRequest, "the session's settings (or {})")
+        raw = await request.body()
+        body = parse_body(raw, SessionRequest, "the session's settings") if raw.strip() else SessionRequest()
         settings = gateway.settings
         if body.mode not in MODES:
             raise Problem(422, "invalid-query", "Invalid session", f"mode must be council or group, got {body.mode!r}")
@@ -269,10 +270,12 @@ class SessionController(Controller):
         self,
         session_id: str,
         gateway: Gateway,
+        request: Request[Any, Any, Any],
         last_event_id: str | None = Parameter(header="Last-Event-ID", default=None, required=False),
-        after: int | None = Parameter(default=None, ge=0, description="resume after this seq (Last-Event-ID wins)"),
+        after: int | None = Parameter(default=None, ge=0, le=2**63 - 1, description="resume after this seq (Last-Event-ID wins)"),
     ) -> Stream:
         """The session's own events and every turn's, in log order, replayed then live."""
+        no_null_after(request)
         after_seq = resume_point(last_event_id, after)
         await self._session(gateway, session_id)
         frames = session_frames(gateway.feeds, session_id, after_seq, retry_ms=gateway.settings.gateway.retry_ms)
