@@ -182,6 +182,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return watch(args)
 
 
+def cmd_chat(args: argparse.Namespace) -> int:
+    from council.client.chat import chat
+
+    return chat(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="council", description="An LLM council on NATS JetStream.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -231,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
             "--plain", action="store_true", help="no live display: print each settled row once, then the final answer"
         )
         p.set_defaults(func=func)
+
+    talk = sub.add_parser("chat", help="hold a conversation: each message is a council that sees the ones before")
+    talk.add_argument("--session", default=None, help="carry on this session (default: start a new one)")
+    talk.add_argument("--mission", default=None, help="what the conversation is for (a new session's system message)")
+    talk.add_argument("--mode", choices=["council", "group"], default="council")
+    talk.add_argument("--models", default="", help="comma-separated member ids (default: the configured council)")
+    talk.add_argument("--chairman", default=None)
+    talk.add_argument("--url", default=os.environ.get("COUNCIL_URL", DEFAULT_URL))
+    talk.add_argument("--plain", action="store_true", help="no live display: settled rows once, then each answer")
+    talk.set_defaults(func=cmd_chat)
     return parser
 
 

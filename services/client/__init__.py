@@ -17,7 +17,17 @@ import httpx
 import msgspec
 from httpx_sse import connect_sse
 
-from council.schemas.api import RESET_TYPE, CouncilStatus, QueryAccepted, QueryRequest, ResetEvent
+from council.schemas.api import (
+    RESET_TYPE,
+    CouncilStatus,
+    MessageAccepted,
+    MessageRequest,
+    QueryAccepted,
+    QueryRequest,
+    ResetEvent,
+    SessionRequest,
+    SessionView,
+)
 from council.schemas.codec import decode_as, decode_event, encode
 from council.schemas.events import EVENT_TYPES, TERMINAL_TYPES, AnyEvent
 from council.schemas.result import CouncilResult
@@ -81,6 +91,28 @@ class CouncilClient:
         response = self._http.post("/api/v1/council/query", content=encode(body), headers=headers)
         _raise_for_problem(response)
         return decode_as(response.content, QueryAccepted)
+
+    def create_session(self, request: SessionRequest) -> SessionView:
+        """Start a conversation."""
+        response = self._http.post("/api/v1/sessions", content=encode(request), headers={"content-type": "application/json"})
+        _raise_for_problem(response)
+        return decode_as(response.content, SessionView)
+
+    def session(self, session_id: str) -> SessionView:
+        """A conversation: every turn's question, status and answer."""
+        response = self._http.get(f"/api/v1/sessions/{session_id}", params={"format": "json"})
+        _raise_for_problem(response)
+        return decode_as(response.content, SessionView)
+
+    def send_message(self, session_id: str, content: str, idempotency_key: str | None = None) -> MessageAccepted:
+        """Ask the conversation's next question: its turn is a council, followed like any other."""
+        headers = {"content-type": "application/json"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        body = encode(MessageRequest(content=content))
+        response = self._http.post(f"/api/v1/sessions/{session_id}/messages", content=body, headers=headers)
+        _raise_for_problem(response)
+        return decode_as(response.content, MessageAccepted)
 
     def get(self, council_id: str, format: str = "json") -> str:
         response = self._http.get(f"/api/v1/council/{council_id}", params={"format": format})

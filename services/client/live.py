@@ -20,7 +20,7 @@ from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState, MemberRun, empty_state
 from council.schemas.api import QueryRequest, ResetEvent
 from council.schemas.events import CouncilCancelled, CouncilCompleted, CouncilFailed
-from council.schemas.result import AggregateEntry
+from council.schemas.result import AggregateEntry, CouncilResult
 
 __all__ = ["Line", "Screen", "ask", "live_lines", "watch"]
 
@@ -115,8 +115,10 @@ class Screen:
         self.out.flush()
 
 
-def follow(client: CouncilClient, council_id: str, after: int, out: TextIO, plain: bool) -> int:
-    """Stream a council to the screen; returns the exit code."""
+def follow(
+    client: CouncilClient, council_id: str, after: int, out: TextIO, plain: bool, *, answer_only: bool = False
+) -> int:
+    """Stream a council to the screen, then its result (or, ``answer_only``, its final answer); returns the exit code."""
     interactive = out.isatty() and not plain
     screen = Screen(out, interactive)
     state = empty_state(council_id)
@@ -138,14 +140,21 @@ def follow(client: CouncilClient, council_id: str, after: int, out: TextIO, plai
         return _interrupted(client, council_id, last)
     screen.draw(live_lines(state, interactive, interactive), force=True)
     if isinstance(item, CouncilCompleted):
-        out.write("\n" + client.get(council_id, "markdown") + "\n")  # the same document GET serves
+        if answer_only:
+            out.write("\n" + item.data.result.final_answer.text + "\n")
+        else:
+            out.write("\n" + client.get(council_id, "markdown") + "\n")  # the same document GET serves
         return 0
     if isinstance(item, CouncilFailed | CouncilCancelled):
         reason = item.data.reason
         print(f"\ncouncil {council_id} {state.status}: {reason}", file=sys.stderr)
         return 1
     # A watch that started after the terminal event: show the stored answer.
-    out.write(client.get(council_id, "markdown") + "\n")
+    result = client.status(council_id)
+    if answer_only and isinstance(result, CouncilResult):
+        out.write(result.final_answer.text + "\n")
+    else:
+        out.write(client.get(council_id, "markdown") + "\n")
     return 0
 
 

@@ -61,17 +61,36 @@ def _sentences(rng: random.Random, words: int) -> list[str]:
     return said
 
 
+EARLIER_QUESTION_WORDS = 12
+_CONVERSATION_USER = "**User:** "  # how a review's or a synthesis' prompt quotes the conversation so far
+
+
+def _earlier_question(job: Job) -> str | None:
+    """The latest earlier question of a session's conversation, as this job was given it."""
+    asked = [m.content for m in job.messages[:-1] if m.role == "user"]  # a first opinion's turns
+    for message in job.messages[-1:]:
+        head = message.content.split("## Question", 1)[0]
+        asked += [line.removeprefix(_CONVERSATION_USER) for line in head.splitlines() if line.startswith(_CONVERSATION_USER)]
+    if not asked:
+        return None
+    words = asked[-1].split("\n\n")[-1].split()  # after a note on turns left out, if any
+    return " ".join(words[:EARLIER_QUESTION_WORDS])
+
+
 def simulated_text(job: Job, answer_tokens: int) -> list[str]:
-    """The tokens (words with their trailing space) the simulated member will say."""
+    """The tokens (words with their trailing space) the simulated member will say; in a
+    conversation, it says which earlier question it follows up on, as a real model would."""
     rng = _rng(job)
     budget = max(answer_tokens, 1)
+    earlier = _earlier_question(job)
+    follow_up = [f'Following up on "{earlier}":'] if earlier else []
     if job.stage == 1:
-        lines = [f"{job.model} suggests:", *_sentences(rng, budget)]
+        lines = [f"{job.model} suggests:", *follow_up, *_sentences(rng, budget)]
     elif job.stage == 2:
         notes = [f"Response {label} {rng.choice(_REVIEW_NOTES)}." for label in job.labels]
         lines = ["Review of the anonymised answers:", *notes, *_sentences(rng, budget - 5 * len(notes))]
     else:
-        lines = ["Council synthesis:", *_sentences(rng, budget)]
+        lines = ["Council synthesis:", *follow_up, *_sentences(rng, budget)]
     tokens = [f"{word} " for word in " ".join(lines).split()][:budget]
     if job.stage == 2 and job.labels:
         ranking = list(job.labels)
