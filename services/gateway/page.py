@@ -50,6 +50,11 @@ class PageController(Controller):
         """One council, live (the script asks the API and shows its problem if there is none)."""
         return _shell()
 
+    @get("/sessions/{session_id:str}")
+    async def session_page(self, session_id: str) -> Response[bytes]:
+        """One conversation, live, and its next question."""
+        return _shell()
+
 
 def static_files() -> Router:
     """The page's scripts, styles and vendored libraries, revalidated on every load."""

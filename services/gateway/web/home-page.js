@@ -15,7 +15,55 @@ export async function showHome(root) {
     root.replaceChildren(h("section", { class: "panel notice-error", role: "alert" }, h("h1", {}, "The gateway is not ready"), h("p", {}, error.message)));
     return;
   }
-  root.replaceChildren(askForm(models, config), history(models));
+  root.replaceChildren(askForm(models, config), conversations(config), history(models));
+}
+
+/** Start a conversation (the default council, a mission if given), and the recent ones. */
+function conversations(config) {
+  const mission = h("textarea", { id: "mission", rows: "2", maxlength: String(config.max_prompt_chars), placeholder: "What is the conversation for? (optional)" });
+  const start = h("button", { type: "submit" }, "Start a conversation");
+  const message = h("p", { class: "message", role: "alert" });
+  const form = h(
+    "form",
+    { class: "start-session" },
+    h("label", { for: "mission" }, "Mission"),
+    mission,
+    h("div", { class: "controls" }, start),
+    message,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    start.disabled = true;
+    try {
+      const body = mission.value.trim() ? { mission: mission.value } : {};
+      const created = await json(await fetch("/api/v1/sessions", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }));
+      window.location.assign(`/sessions/${encodeURIComponent(created.session_id)}`);
+    } catch (error) {
+      setText(message, error.message);
+      start.disabled = false;
+    }
+  });
+  const list = h("ul", { class: "recent-sessions" });
+  (async () => {
+    try {
+      const page = await json(await fetch("/api/v1/sessions?limit=10"));
+      for (const session of page.sessions) {
+        const label = session.mission || session.last_question || session.session_id;
+        const turns = `${session.turns} turn${session.turns === 1 ? "" : "s"}`;
+        list.append(h("li", { "data-session-id": session.session_id }, h("a", { href: `/sessions/${encodeURIComponent(session.session_id)}` }, label), h("small", { class: "muted" }, ` ${turns}, ${formatWhen(session.updated_at)}`)));
+      }
+    } catch (error) {
+      setText(message, `Could not load the conversations: ${error.message}`);
+    }
+  })();
+  return h(
+    "section",
+    { class: "panel conversations", "aria-labelledby": "conversations-title" },
+    h("h2", { id: "conversations-title" }, "Conversations"),
+    h("p", { class: "muted" }, "Follow-up questions: each answer is a council that sees the conversation so far."),
+    form,
+    list,
+  );
 }
 
 function askForm(models, config) {
