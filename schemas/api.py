@@ -138,6 +138,9 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     display_name: str
     role: str
     system_prompt: str
+    icon: str
+    color: str
+    collaboration_style: str
     input_price_per_mtok: float | None
     output_price_per_mtok: float | None
     max_concurrency: int

@@ -66,6 +66,10 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     display_name: str = ""
     role: str = ""
     system_prompt: str = ""
+    # Its personality, shown to clients that draw a panel (GroupChatLLM's available-models).
+    icon: str = ""
+    color: str = ""
+    collaboration_style: str = ""
     input_price_per_mtok: float | None = None
     output_price_per_mtok: float | None = None
     max_concurrency: int = 8

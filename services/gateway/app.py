@@ -25,6 +25,7 @@ from council.common.eventlog import resume_cursors
 from council.common.jetstream import Backoff, close_quietly, connect, ensure_topology
 from council.common.settings import Settings
 from council.gateway.catalogue import CatalogueController
+from council.gateway.compat import GroupChatController
 from council.gateway.context import Gateway, Lifecycle, provide_gateway
 from council.gateway.councils import CouncilController
 from council.gateway.events import CouncilEventsController
@@ -132,6 +133,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             HealthController,
             HistoryController,
             SessionController,
+            GroupChatController,
             PageController,
             static_files(),
             *(extra_routes or ()),

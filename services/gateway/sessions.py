@@ -51,7 +51,7 @@ from council.schemas.events import (
 )
 from council.schemas.ids import is_session_id, new_session_id, turn_council_id
 
-__all__ = ["SessionController", "session_view"]
+__all__ = ["SessionController", "create", "post_turn", "session_of", "session_view"]
 
 log = logging.getLogger("council.gateway")
 
@@ -140,43 +140,8 @@ class SessionController(Controller):
         """Append ``session.created`` with the panel (the configured council by default)."""
         raw = await request.body()
         body = parse_body(raw, SessionRequest, "the session's settings") if raw.strip() else SessionRequest()
-        settings = gateway.settings
-        if body.mode not in MODES:
-            raise Problem(422, "invalid-query", "Invalid session", f"mode must be council or group, got {body.mode!r}")
-        if body.mode == "group":
-            raise Problem(
-                422,
-                "mode-not-available",
-                "Mode not available",
-                "group mode is not available in this version; use mode council (see the README's Sessions section)",
-            )
-        mission = validate_text(body.mission or "", "mission", settings, required=False).strip()
-        panel = validate_panel(
-            settings,
-            members=body.members,
-            chairman=body.chairman,
-            max_tokens=body.max_tokens,
-            temperature=body.temperature,
-            members_field="members",
-        )
-        session_id = new_session_id(gateway.now())
-        data = SessionCreatedData(
-            mission=mission,
-            mode="council",
-            members=panel.members,
-            chairman=panel.chairman,
-            max_tokens=panel.max_tokens,
-            temperature=panel.temperature,
-        )
-        await append(
-            gateway.topology.js,
-            SessionCreated(council_id=session_id, ts=iso(gateway.now()), data=data),
-            f"{session_id}:created",
-        )
-        state = await self._session(gateway, session_id)
-        await record_session(gateway.topology.js, state)
-        log.info("created %s with %d members", session_id, len(panel.members))
-        return Response(session_view(state), status_code=201, headers={"Location": session_links(session_id).self})
+        state = await create(gateway, body)
+        return Response(session_view(state), status_code=201, headers={"Location": session_links(state.session_id).self})
 
     @get("/", summary="Recent sessions, newest first")
     async def list_sessions(
@@ -205,7 +170,7 @@ class SessionController(Controller):
             raise Problem(
                 400, "invalid-format", "Invalid format", f"format must be markdown, text or json, got {format!r}"
             )
-        state = await self._session(gateway, session_id)
+        state = await session_of(gateway, session_id)
         if format == "json":
             return Response(encode(session_view(state)), media_type="application/json")
         if format == "text":
@@ -215,7 +180,7 @@ class SessionController(Controller):
     @delete("/{session_id:str}", status_code=200, summary="Delete a conversation")
     async def delete_session(self, session_id: str, gateway: Gateway) -> SessionRemoved:
         """Mark the session deleted and take it out of the list; a turn under way still finishes."""
-        state = await self._session(gateway, session_id)
+        state = await session_of(gateway, session_id)
         event = SessionDeleted(council_id=session_id, ts=iso(gateway.now()), data=SessionDeletedData())
         await append(gateway.topology.js, event, f"{session_id}:deleted")
         await forget_session(gateway.topology.js, state)
@@ -226,44 +191,10 @@ class SessionController(Controller):
         self, session_id: str, request: Request[Any, Any, Any], gateway: Gateway
     ) -> Response[MessageAccepted]:
         """Start the next turn: a council that sees the mission and the conversation so far."""
-        state = await self._session(gateway, session_id)
+        state = await session_of(gateway, session_id)
         body = parse_body(await request.body(), MessageRequest, "the message's content")
-        content = validate_text(body.content, "content", gateway.settings)
-        key = request.headers.get("idempotency-key")
-        claim = _MessageClaim(session_id, content)
-        if key is not None and (prior := await prior_claim(gateway, key, claim)) is not None:
-            return _message_accepted(state, prior)
-        if (running := state.running) is not None:
-            raise Problem(
-                409,
-                "turn-in-progress",
-                "A turn is still under way",
-                f"turn {running.turn} ({running.council_id}) is {running.status}; "
-                "send the next message once it has ended, or cancel it",
-            )
-        council_id = turn_council_id(session_id, len(state.turns) + 1)
-        if key is not None:
-            taken = await claim_key(gateway, key, claim, fresh=council_id)
-            if not taken.created:  # the same request, just now
-                return _message_accepted(await self._session(gateway, session_id), taken.council_id)
-        history = conversation_history(exchanges(state), gateway.settings.council.context_chars)
-        data = CouncilSubmittedData(
-            prompt=content,
-            members=list(state.members),
-            chairman=state.chairman,
-            max_tokens=state.max_tokens,
-            temperature=state.temperature,
-            mission=state.mission,
-            history=history,
-        )
-        event = CouncilSubmitted(council_id=council_id, ts=iso(gateway.now()), data=data)
-        if not await append(gateway.topology.js, event, f"{council_id}:submitted"):
-            if key is not None:
-                await release_key(gateway, key)
-            raise Problem(409, "turn-in-progress", "A turn is still under way", f"another message started {council_id}")
-        updated = await self._session(gateway, session_id)
-        await record_session(gateway.topology.js, updated)
-        return _message_accepted(updated, council_id)
+        accepted = await post_turn(gateway, state, body.content, request.headers.get("idempotency-key"))
+        return Response(accepted, status_code=202, headers={"Location": accepted.links.self})
 
     @get("/{session_id:str}/events", summary="Stream a conversation's events (SSE), resumable")
     async def session_events(
@@ -277,30 +208,108 @@ class SessionController(Controller):
         """The session's own events and every turn's, in log order, replayed then live."""
         no_null_after(request)
         after_seq = resume_point(last_event_id, after)
-        await self._session(gateway, session_id)
+        await session_of(gateway, session_id)
         frames = session_frames(gateway.feeds, session_id, after_seq, retry_ms=gateway.settings.gateway.retry_ms)
         return Stream(frames, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    @staticmethod
-    async def _session(gateway: Gateway, session_id: str) -> SessionState:
-        """The session, or 400 (not a session id) / 404 (none, or deleted)."""
-        if not is_session_id(session_id):
-            raise Problem(
-                400,
-                "invalid-session-id",
-                "Malformed session id",
-                f"{session_id!r} is not a session id (expected session_YYYYMMDD_HHMM_xxxxxx)",
-            )
-        state = await read_session(gateway.topology.js, session_id)
-        if state is None or state.deleted:
-            raise Problem(404, "session-not-found", "Session not found", f"no session {session_id}")
-        return state
+
+async def session_of(gateway: Gateway, session_id: str) -> SessionState:
+    """The session, or 400 (not a session id) / 404 (none, or deleted)."""
+    if not is_session_id(session_id):
+        raise Problem(
+            400,
+            "invalid-session-id",
+            "Malformed session id",
+            f"{session_id!r} is not a session id (expected session_YYYYMMDD_HHMM_xxxxxx)",
+        )
+    state = await read_session(gateway.topology.js, session_id)
+    if state is None or state.deleted:
+        raise Problem(404, "session-not-found", "Session not found", f"no session {session_id}")
+    return state
 
 
-def _message_accepted(state: SessionState, council_id: str) -> Response[MessageAccepted]:
+async def create(gateway: Gateway, body: SessionRequest) -> SessionState:
+    """Validate ``body``, append ``session.created`` and list the session; the session."""
+    settings = gateway.settings
+    if body.mode not in MODES:
+        raise Problem(422, "invalid-query", "Invalid session", f"mode must be council or group, got {body.mode!r}")
+    if body.mode == "group":
+        raise Problem(
+            422,
+            "mode-not-available",
+            "Mode not available",
+            "group mode is not available in this version; use mode council (see the README's Sessions section)",
+        )
+    mission = validate_text(body.mission or "", "mission", settings, required=False).strip()
+    panel = validate_panel(
+        settings,
+        members=body.members,
+        chairman=body.chairman,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        members_field="members",
+    )
+    session_id = new_session_id(gateway.now())
+    data = SessionCreatedData(
+        mission=mission,
+        mode="council",
+        members=panel.members,
+        chairman=panel.chairman,
+        max_tokens=panel.max_tokens,
+        temperature=panel.temperature,
+    )
+    event = SessionCreated(council_id=session_id, ts=iso(gateway.now()), data=data)
+    await append(gateway.topology.js, event, f"{session_id}:created")
+    state = await session_of(gateway, session_id)
+    await record_session(gateway.topology.js, state)
+    log.info("created %s with %d members", session_id, len(panel.members))
+    return state
+
+
+async def post_turn(gateway: Gateway, state: SessionState, content: str, key: str | None) -> MessageAccepted:
+    """Start the session's next turn with ``content`` (once per Idempotency-Key ``key``)."""
+    session_id = state.session_id
+    validate_text(content, "content", gateway.settings)
+    claim = _MessageClaim(session_id, content)
+    if key is not None and (prior := await prior_claim(gateway, key, claim)) is not None:
+        return _message_accepted(state, prior)
+    if (running := state.running) is not None:
+        raise Problem(
+            409,
+            "turn-in-progress",
+            "A turn is still under way",
+            f"turn {running.turn} ({running.council_id}) is {running.status}; "
+            "send the next message once it has ended, or cancel it",
+        )
+    council_id = turn_council_id(session_id, len(state.turns) + 1)
+    if key is not None:
+        taken = await claim_key(gateway, key, claim, fresh=council_id)
+        if not taken.created:  # the same request, just now
+            return _message_accepted(await session_of(gateway, session_id), taken.council_id)
+    history = conversation_history(exchanges(state), gateway.settings.council.context_chars)
+    data = CouncilSubmittedData(
+        prompt=content,
+        members=list(state.members),
+        chairman=state.chairman,
+        max_tokens=state.max_tokens,
+        temperature=state.temperature,
+        mission=state.mission,
+        history=history,
+    )
+    event = CouncilSubmitted(council_id=council_id, ts=iso(gateway.now()), data=data)
+    if not await append(gateway.topology.js, event, f"{council_id}:submitted"):
+        if key is not None:
+            await release_key(gateway, key)
+        raise Problem(409, "turn-in-progress", "A turn is still under way", f"another message started {council_id}")
+    updated = await session_of(gateway, session_id)
+    await record_session(gateway.topology.js, updated)
+    return _message_accepted(updated, council_id)
+
+
+def _message_accepted(state: SessionState, council_id: str) -> MessageAccepted:
     turn = next((t for t in state.turns if t.council_id == council_id), None)
     number = turn.turn if turn is not None else len(state.turns) + 1
-    body = MessageAccepted(
+    return MessageAccepted(
         session_id=state.session_id,
         turn=number,
         turn_id=council_id,
@@ -310,4 +319,3 @@ def _message_accepted(state: SessionState, council_id: str) -> Response[MessageA
         links=links_for(council_id),
         session_links=session_links(state.session_id),
     )
-    return Response(body, status_code=202, headers={"Location": links_for(council_id).self})
