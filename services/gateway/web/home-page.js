@@ -143,39 +143,64 @@ function askForm(models, config) {
   return form;
 }
 
+const REFRESH_MS = 2000;
+
 function history(models) {
   const rows = h("tbody", {});
+  const shown = new Map(); // council_id → its row, so a refresh updates rows in place
   const empty = h("p", { class: "muted", hidden: true }, "No councils yet: ask the first question above.");
   const more = h("button", { type: "button", hidden: true }, "Older councils");
   const message = h("p", { class: "message", role: "status" });
   let before = null;
+  const rowOf = (council) =>
+    h(
+      "tr",
+      { "data-council-id": council.council_id },
+      h("td", { class: "prompt-cell" }, h("a", { href: `/councils/${encodeURIComponent(council.council_id)}` }, council.prompt)),
+      h("td", {}, h("span", { class: "badge", "data-status": council.status }, council.status)),
+      h("td", {}, h("time", { datetime: council.created_at }, formatWhen(council.created_at))),
+      h("td", {}, nameOf(models, council.chairman)),
+    );
+  const place = (councils, atTop) => {
+    const fresh = [];
+    for (const council of councils) {
+      const row = rowOf(council);
+      const old = shown.get(council.council_id);
+      shown.set(council.council_id, row);
+      if (old) old.replaceWith(row);
+      else fresh.push(row);
+    }
+    if (atTop) rows.prepend(...fresh);
+    else rows.append(...fresh);
+    empty.hidden = rows.children.length > 0;
+  };
   const load = async () => {
     more.disabled = true;
     try {
       const query = new URLSearchParams({ limit: String(PAGE) });
       if (before) query.set("before", before);
       const page = await json(await fetch(`/api/v1/councils?${query}`));
-      for (const council of page.councils) {
-        rows.append(
-          h(
-            "tr",
-            { "data-council-id": council.council_id },
-            h("td", { class: "prompt-cell" }, h("a", { href: `/councils/${encodeURIComponent(council.council_id)}` }, council.prompt)),
-            h("td", {}, h("span", { class: "badge", "data-status": council.status }, council.status)),
-            h("td", {}, h("time", { datetime: council.created_at }, formatWhen(council.created_at))),
-            h("td", {}, nameOf(models, council.chairman)),
-          ),
-        );
-      }
+      place(page.councils, false);
       before = page.next;
       more.hidden = !page.next;
-      empty.hidden = rows.children.length > 0;
       setText(message, "");
     } catch (error) {
       setText(message, `Could not load the history: ${error.message}`);
     }
     more.disabled = false;
   };
+  // The newest page again every few seconds: councils started elsewhere appear, statuses move.
+  const refresh = async () => {
+    if (!rows.isConnected) return clearInterval(timer);
+    if (document.hidden) return;
+    try {
+      const page = await json(await fetch(`/api/v1/councils?limit=${PAGE}`));
+      place(page.councils, true);
+    } catch {
+      // the next refresh tries again; the first load reports errors
+    }
+  };
+  const timer = setInterval(refresh, REFRESH_MS);
   more.addEventListener("click", load);
   load();
   return h(
