@@ -7,7 +7,7 @@ from typing import Literal
 import msgspec
 
 from council.schemas.events import FailureKind
-from council.schemas.result import CouncilResult
+from council.schemas.result import CouncilResult, Discussion
 
 __all__ = [
     "FORMATS",
@@ -43,7 +43,9 @@ __all__ = [
 
 Format = Literal["markdown", "text", "json"]  # what GET /council/{id} renders
 FORMATS: tuple[Format, ...] = ("markdown", "text", "json")
-StageName = Literal["queued", "first-opinions", "peer-review", "synthesis", "done", "failed", "cancelled"]
+StageName = Literal[
+    "queued", "first-opinions", "peer-review", "synthesis", "discussion", "summary", "done", "failed", "cancelled"
+]
 
 
 class QueryRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -190,6 +192,7 @@ class SessionRequest(msgspec.Struct, frozen=True, kw_only=True):
     members: list[str] | None = None
     chairman: str | None = None
     mode: str = "council"
+    rounds: int | None = None  # group mode: discussion passes per turn (default 2)
     max_tokens: int | None = None
     temperature: float | None = None
 
@@ -216,6 +219,7 @@ class TurnView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     completed_at: str | None
     links: CouncilLinks | None
+    discussion: Discussion | None = None  # group mode: every pass's messages and whom each builds on
 
 
 class SessionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -225,7 +229,8 @@ class SessionView(msgspec.Struct, frozen=True, kw_only=True):
     mission: str
     mode: str
     members: list[str]
-    chairman: str
+    chairman: str  # "" in a group session without one
+    rounds: int  # group mode: discussion passes per turn; 0 in council mode
     max_tokens: int
     temperature: float
     created_at: str

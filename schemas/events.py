@@ -83,6 +83,8 @@ FailureKind = Literal[
 
 # ---- payloads -------------------------------------------------------------------------------
 
+SessionMode = Literal["council", "group"]
+
 
 class CouncilSubmittedData(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str
@@ -95,6 +97,10 @@ class CouncilSubmittedData(msgspec.Struct, frozen=True, kw_only=True):
     # answers, already within the context budget), which every stage puts before the question.
     mission: str = ""
     history: list[ChatMessage] = []
+    # A group-mode turn: the members discuss in ``rounds`` passes (stages 1..rounds), each seeing
+    # the passes before; a chairman, if any, then closes it with a summary (stage rounds + 1).
+    mode: SessionMode = "council"
+    rounds: int = 0
 
 
 class CouncilStartedData(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,6 +186,9 @@ class StageCompletedData(msgspec.Struct, frozen=True, kw_only=True):
     stage: int
     answered: list[str]
     aggregate: list[AggregateEntry] | None = None
+    # A group-mode pass: for each member who spoke in it, the members whose earlier messages
+    # its message builds on (it names them or quotes them).
+    builds_on: dict[str, list[str]] | None = None
     epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
@@ -208,9 +217,6 @@ class CouncilCancelledData(msgspec.Struct, frozen=True, kw_only=True):
     epoch: int = 0  # the orchestrator's term that decided it; 0: before terms were numbered
 
 
-SessionMode = Literal["council", "group"]
-
-
 class SessionCreatedData(msgspec.Struct, frozen=True, kw_only=True):
     mission: str
     mode: SessionMode
@@ -218,6 +224,7 @@ class SessionCreatedData(msgspec.Struct, frozen=True, kw_only=True):
     chairman: str
     max_tokens: int
     temperature: float
+    rounds: int = 0  # group mode: passes per turn
 
 
 class SessionDeletedData(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,6 +14,9 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
     content: str
 
 
+JobTask = Literal["council", "discussion", "summary"]
+
+
 class Job(msgspec.Struct, frozen=True, kw_only=True, tag="job.requested", tag_field="type"):
     v: int = 1
     job_id: str  # "<council_id>:s<stage>:<member slug>"
@@ -24,5 +27,8 @@ class Job(msgspec.Struct, frozen=True, kw_only=True, tag="job.requested", tag_fi
     max_tokens: int
     temperature: float
     stream_tokens: bool = True
+    # What the call is for, beyond its stage number: a council's stages, or a group-mode
+    # turn's discussion passes and its closing summary.
+    task: JobTask = "council"
     # Stage 2 only: the labels this reviewer was shown, so the simulated provider can rank them.
     labels: list[str] = []

@@ -7,6 +7,8 @@ import msgspec
 __all__ = [
     "AggregateEntry",
     "CouncilResult",
+    "Discussion",
+    "DiscussionMessage",
     "FinalAnswer",
     "MemberAnswer",
     "Metadata",
@@ -94,11 +96,32 @@ class StageMetrics(msgspec.Struct, frozen=True, kw_only=True):
     by_member: dict[str, Usage]
 
 
+class DiscussionMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One member's message in one pass of a group-mode turn."""
+
+    round: int  # the pass, from 1
+    model: str
+    text: str
+    builds_on: list[str]  # members whose earlier messages this one names or quotes
+    latency_ms: int
+    usage: Usage
+
+
+class Discussion(msgspec.Struct, frozen=True, kw_only=True):
+    """A group-mode turn: the members' messages, pass by pass, and the summary if a chairman wrote one."""
+
+    rounds: int
+    messages: list[DiscussionMessage]
+    summary: str | None
+    summarised_by: str | None
+    failed: dict[str, str]  # "<round>:<model>" -> why that member has no message in that pass
+
+
 class Metadata(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     completed_at: str
     duration_seconds: float
-    stages: dict[str, StageMetrics]  # "stage1" | "stage2" | "stage3"
+    stages: dict[str, StageMetrics]  # "stage1" | "stage2" | "stage3"; group mode: "pass1" … and "summary"
     by_member: dict[str, Usage]
     total: Usage
 
@@ -112,3 +135,5 @@ class CouncilResult(msgspec.Struct, frozen=True, kw_only=True):
     stage2: Stage2Result
     stage3: Stage3Result
     metadata: Metadata
+    mode: str = "council"  # "group": stage1 is the first pass, and ``discussion`` has every pass
+    discussion: Discussion | None = None

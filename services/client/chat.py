@@ -14,7 +14,7 @@ import uuid
 import httpx
 
 from council.client import CouncilClient, CouncilError
-from council.client.live import follow
+from council.client.live import answer_text, follow
 from council.schemas.api import SessionRequest, SessionView
 
 __all__ = ["chat"]
@@ -37,7 +37,8 @@ def _open(client: CouncilClient, args: argparse.Namespace) -> SessionView:
 def _recap(session: SessionView) -> None:
     for turn in session.turns:
         print(f"you> {turn.question}")
-        print(turn.final_answer if turn.final_answer is not None else f"({turn.status})")
+        answer = turn.final_answer
+        print(answer_text(answer, turn.discussion) if answer is not None else f"({turn.status})")
 
 
 def chat(args: argparse.Namespace) -> int:

@@ -20,9 +20,9 @@ from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState, MemberRun, empty_state
 from council.schemas.api import QueryRequest, ResetEvent
 from council.schemas.events import CouncilCancelled, CouncilCompleted, CouncilFailed
-from council.schemas.result import AggregateEntry, CouncilResult
+from council.schemas.result import AggregateEntry, CouncilResult, Discussion
 
-__all__ = ["Line", "Screen", "ask", "live_lines", "watch"]
+__all__ = ["Line", "Screen", "answer_text", "ask", "live_lines", "watch"]
 
 STAGE_TITLES = {1: "Stage 1: first opinions", 2: "Stage 2: peer review", 3: "Stage 3: synthesis"}
 ICONS = {"pending": "○", "generating": "●", "completed": "✓", "failed": "✗", "skipped": "–"}
@@ -65,12 +65,35 @@ class Line(NamedTuple):
     key: tuple[int, str, str]  # which row this is (stage, kind, member): two rows may read alike
 
 
+def _title(state: CouncilState, number: int) -> str:
+    if state.mode != "group":
+        return STAGE_TITLES.get(number, f"Stage {number}")
+    return "Summary" if number == state.chair_stage else f"Pass {number} of {state.rounds}: discussion"
+
+
+def answer_text(final_answer: str, discussion: Discussion | None) -> str:
+    """What a turn answered: the final answer, or a group's every pass (and its summary)."""
+    if discussion is None:
+        return final_answer
+    parts: list[str] = []
+    for number in range(1, discussion.rounds + 1):
+        said = [m for m in discussion.messages if m.round == number]
+        if said:
+            parts.append(f"Pass {number}")
+        for message in said:
+            building = f" (builds on {', '.join(message.builds_on)})" if message.builds_on else ""
+            parts.append(f"{message.model}{building}: {message.text.strip()}")
+    if discussion.summary is not None:
+        parts += [f"Summary by {discussion.summarised_by}", discussion.summary.strip()]
+    return "\n\n".join(parts)
+
+
 def live_lines(state: CouncilState, color: bool = False, counts: bool = True) -> list[Line]:
     """The live screen for a council's state: a pure function, so it can be tested."""
     lines: list[Line] = []
     for number in sorted(state.stages):
         stage = state.stages[number]
-        title = STAGE_TITLES.get(number, f"Stage {number}")
+        title = _title(state, number)
         done = sum(1 for r in stage.runs.values() if r.finished)
         header = f"{title}  ({done}/{len(stage.runs)})" if counts else title
         lines.append(Line(f"{BOLD}{header}{RESET}" if color else header, not counts, (number, "header", "")))
@@ -79,7 +102,7 @@ def live_lines(state: CouncilState, color: bool = False, counts: bool = True) ->
             Line(_row(stage.runs[m], width, color), stage.runs[m].finished, (number, "member", m))
             for m in stage.members
         ]
-        if number == 2 and state.aggregate:
+        if number == 2 and state.aggregate and state.mode != "group":
             lines.append(Line(_aggregate_row(state.aggregate), True, (number, "aggregate", "")))
     return lines
 
@@ -141,7 +164,7 @@ def follow(
     screen.draw(live_lines(state, interactive, interactive), force=True)
     if isinstance(item, CouncilCompleted):
         if answer_only:
-            out.write("\n" + item.data.result.final_answer.text + "\n")
+            out.write("\n" + answer_text(item.data.result.final_answer.text, item.data.result.discussion) + "\n")
         else:
             out.write("\n" + client.get(council_id, "markdown") + "\n")  # the same document GET serves
         return 0
@@ -152,7 +175,7 @@ def follow(
     # A watch that started after the terminal event: show the stored answer.
     result = client.status(council_id)
     if answer_only and isinstance(result, CouncilResult):
-        out.write(result.final_answer.text + "\n")
+        out.write(answer_text(result.final_answer.text, result.discussion) + "\n")
     else:
         out.write(client.get(council_id, "markdown") + "\n")
     return 0

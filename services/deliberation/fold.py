@@ -63,6 +63,8 @@ def _submitted(state: CouncilState, e: CouncilSubmitted) -> CouncilState:
         prompt=d.prompt,
         mission=d.mission,
         history=tuple(d.history),
+        mode=d.mode,
+        rounds=d.rounds,
         members=tuple(d.members),
         chairman=d.chairman,
         max_tokens=d.max_tokens,
@@ -182,6 +184,8 @@ def _stage_completed(state: CouncilState, e: StageCompleted) -> CouncilState:
     if current is None or current.completed_at is not None:
         return state
     stages = {**state.stages, e.data.stage: replace(current, completed_at=e.ts)}
+    if e.data.builds_on is not None:
+        return replace(state, stages=stages, builds_on={**state.builds_on, e.data.stage: dict(e.data.builds_on)})
     if e.data.aggregate is not None:
         return replace(state, stages=stages, aggregate=list(e.data.aggregate))
     return replace(state, stages=stages)
@@ -199,7 +203,8 @@ def _skip_requested(state: CouncilState, e: SkipRequested) -> CouncilState:
 
 
 def _completed(state: CouncilState, e: CouncilCompleted) -> CouncilState:
-    return replace(state, status="completed", stage=max(state.stage, 3), result=e.data.result, finished_at=e.ts)
+    stage = state.stage if state.mode == "group" else max(state.stage, 3)
+    return replace(state, status="completed", stage=stage, result=e.data.result, finished_at=e.ts)
 
 
 def _failed(state: CouncilState, e: CouncilFailed) -> CouncilState:

@@ -1,4 +1,4 @@
-"""A session (a conversation of turns, each turn one council) folded from its outline. Pure.
+"""A session (a conversation of turns, each turn one council or group discussion) folded from its outline. Pure.
 
 The outline is the session's own events (``session.created``, ``session.deleted``) and its
 turns' ``council.*`` events, in log order; the members' tokens are not needed to know what was
@@ -25,6 +25,7 @@ from council.schemas.events import (
     SessionMode,
 )
 from council.schemas.ids import turn_of
+from council.schemas.result import Discussion
 
 __all__ = ["SessionState", "TurnState", "exchanges", "fold_session"]
 
@@ -40,6 +41,7 @@ class TurnState(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     created_at: str
     completed_at: str | None = None
+    discussion: Discussion | None = None  # group mode: every pass's messages, once the turn completed
 
     @property
     def terminal(self) -> bool:
@@ -56,6 +58,7 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     temperature: float
     created_at: str
     updated_at: str
+    rounds: int = 0  # group mode: discussion passes per turn
     deleted: bool = False
     turns: tuple[TurnState, ...] = ()
 
@@ -75,6 +78,7 @@ def _created(session_id: str, e: SessionCreated) -> SessionState:
         chairman=d.chairman,
         max_tokens=d.max_tokens,
         temperature=d.temperature,
+        rounds=d.rounds,
         created_at=e.ts,
         updated_at=e.ts,
     )
@@ -93,8 +97,14 @@ def _turn_event(state: SessionState, event: AnyEvent) -> SessionState:
         case CouncilStarted() if turn is not None and not turn.terminal:
             turn = replace(turn, status="running")
         case CouncilCompleted() if turn is not None and not turn.terminal:
-            answer = event.data.result.final_answer.text
-            turn = replace(turn, status="completed", final_answer=answer, completed_at=event.ts)
+            result = event.data.result
+            turn = replace(
+                turn,
+                status="completed",
+                final_answer=result.final_answer.text,
+                completed_at=event.ts,
+                discussion=result.discussion,
+            )
         case CouncilFailed() if turn is not None and not turn.terminal:
             turn = replace(turn, status="failed", error=event.data.reason, completed_at=event.ts)
         case CouncilCancelled() if turn is not None and not turn.terminal:

@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from council.schemas.events import FailureKind
+from council.schemas.events import FailureKind, SessionMode
 from council.schemas.jobs import ChatMessage
 from council.schemas.result import AggregateEntry, CouncilResult, Usage
 
@@ -81,6 +81,9 @@ class CouncilState(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str = ""
     mission: str = ""  # a session's turn: the session's mission …
     history: tuple[ChatMessage, ...] = ()  # … and the conversation so far, before the question
+    mode: SessionMode = "council"  # "group": stages 1..rounds are discussion passes, rounds + 1 the summary
+    rounds: int = 0
+    builds_on: dict[int, dict[str, list[str]]] = {}  # group mode: pass -> member -> whom it builds on
     members: tuple[str, ...] = ()
     chairman: str = ""
     max_tokens: int = 0
@@ -107,6 +110,11 @@ class CouncilState(msgspec.Struct, frozen=True, kw_only=True):
 
     def current(self) -> StageState | None:
         return self.stages.get(self.stage)
+
+    @property
+    def chair_stage(self) -> int:
+        """The stage in which the chairman writes: the synthesis, or a group turn's summary."""
+        return self.rounds + 1 if self.mode == "group" else 3
 
 
 def empty_state(council_id: str) -> CouncilState:

@@ -2,8 +2,9 @@
 
 ``GET /api/panels/available-models``, ``POST /api/chat/sessions/create`` and
 ``GET /api/chat/{session_id}/stream?message=…`` are thin aliases of the native session API: a
-session of the selected models, and the message's turn streamed to its end. The turn runs as a
-council-mode turn (group mode is not available yet); the stream is the native envelope.
+session of the selected models, and the message's turn streamed to its end. The session is in
+group mode, as GroupChatLLM's are: the members answer, then answer each other; the stream is the
+native envelope.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class GroupChatController(Controller):
         """A session of ``selected_models`` (by default the configured council) with ``mission``."""
         raw = await request.body()
         body = parse_body(raw, CreateSession, "a mission and selected_models") if raw.strip() else CreateSession()
-        state = await create(gateway, SessionRequest(mission=body.mission, members=body.selected_models))
+        state = await create(gateway, SessionRequest(mission=body.mission, members=body.selected_models, mode="group"))
         return SessionCreatedAnswer(
             session_id=state.session_id,
             mission=state.mission,

@@ -12,7 +12,7 @@ import msgspec
 
 from council.deliberation.state import CouncilState
 from council.schemas.api import CouncilError, CouncilLinks, CouncilStatus, StageName
-from council.schemas.result import CouncilResult, Usage
+from council.schemas.result import CouncilResult, Discussion, Metadata, Usage
 
 __all__ = ["Names", "links_for", "progress_line", "render_markdown", "render_text", "stage_name", "status_view"]
 
@@ -48,10 +48,25 @@ def links_for(council_id: str) -> CouncilLinks:
 def stage_name(state: CouncilState) -> StageName:
     if state.status in ("completed", "failed", "cancelled"):
         return {"completed": "done", "failed": "failed", "cancelled": "cancelled"}[state.status]  # type: ignore[return-value]
+    if state.mode == "group" and state.stage:
+        return "summary" if state.stage == state.chair_stage else "discussion"
     return {0: "queued", 1: "first-opinions", 2: "peer-review", 3: "synthesis"}.get(state.stage, "queued")  # type: ignore[return-value]
 
 
+def _discussion_progress(state: CouncilState) -> str:
+    stage = state.current()
+    if stage is None:
+        return f"0/{len(state.members)} members spoke • waiting to start"
+    if stage.stage == state.chair_stage:
+        done = any(r.status == "completed" for r in stage.runs.values())
+        return f"{state.rounds} passes done • " + ("summary written" if done else f"summary by {stage.members[-1]} in progress")
+    return f"pass {stage.stage} of {state.rounds} • {len(stage.answered())}/{len(stage.members)} members spoke"
+
+
 def progress_line(state: CouncilState) -> str:
+    """Where the council stands, in one line (``3/4 models answered • 2/3 reviews completed``)."""
+    if state.mode == "group":
+        return _discussion_progress(state)
     total = len(state.members)
     s1, s2, s3 = (state.stages.get(n) for n in (1, 2, 3))
     if s1 is None:
@@ -114,7 +129,39 @@ def _status_doc(state: CouncilState, names: Names) -> list[Block]:
     return [Heading(1, f"Council {state.council_id}"), Para(f"Query: {state.prompt}"), Bullets(items)]
 
 
+def _usage_blocks(meta: Metadata) -> list[Block]:
+    rows = [
+        [stage, f"{m.duration_ms / 1000:.1f}s", str(m.usage.prompt_tokens + m.usage.completion_tokens), _cost(m.usage)]
+        for stage, m in meta.stages.items()
+    ]
+    total = meta.total
+    rows.append(["total", f"{meta.duration_seconds:.1f}s", str(total.prompt_tokens + total.completion_tokens), _cost(total)])
+    return [Heading(2, "Usage"), Table(["Stage", "Duration", "Tokens", "Cost"], rows)]
+
+
+def _discussion_doc(result: CouncilResult, discussion: Discussion, names: Names) -> list[Block]:
+    """A group-mode turn: its answer, then every pass's messages with whom each builds on."""
+    blocks: list[Block] = [Heading(1, "Group discussion – LLM Council"), Para(f"Query: {result.prompt}")]
+    if discussion.summarised_by is not None:
+        blocks.append(Heading(2, f"Summary (by {_name(names, discussion.summarised_by)})"))
+        blocks.append(Para(result.final_answer.text))
+    for round_ in range(1, discussion.rounds + 1):
+        messages = [m for m in discussion.messages if m.round == round_]
+        if messages:
+            blocks.append(Heading(2, f"Pass {round_}"))
+        for message in messages:
+            building = ", ".join(_name(names, m) for m in message.builds_on)
+            blocks.append(Heading(3, _name(names, message.model) + (f" — builds on {building}" if building else "")))
+            blocks.append(Para(message.text))
+    for place, why in discussion.failed.items():
+        number, model = place.split(":", 1)
+        blocks += [Heading(3, f"{_name(names, model)} — no message in pass {number}"), Para(why)]
+    return blocks + _usage_blocks(result.metadata)
+
+
 def _result_doc(result: CouncilResult, names: Names) -> list[Block]:
+    if result.discussion is not None:
+        return _discussion_doc(result, result.discussion, names)
     chair = _name(names, result.stage3.chairman_model)
     blocks: list[Block] = [
         Heading(1, "Final Answer – LLM Council"),
@@ -182,22 +229,7 @@ def _result_doc(result: CouncilResult, names: Names) -> list[Block]:
         if vote_rows
         else Para("No reviews.")
     )
-    meta = result.metadata
-    blocks.append(Heading(2, "Usage"))
-    usage_rows = [
-        [stage, f"{m.duration_ms / 1000:.1f}s", str(m.usage.prompt_tokens + m.usage.completion_tokens), _cost(m.usage)]
-        for stage, m in meta.stages.items()
-    ]
-    usage_rows.append(
-        [
-            "total",
-            f"{meta.duration_seconds:.1f}s",
-            str(meta.total.prompt_tokens + meta.total.completion_tokens),
-            _cost(meta.total),
-        ]
-    )
-    blocks.append(Table(["Stage", "Duration", "Tokens", "Cost"], usage_rows))
-    return blocks
+    return blocks + _usage_blocks(result.metadata)
 
 
 def _document(state: CouncilState, names: Names) -> list[Block]:

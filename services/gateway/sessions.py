@@ -50,12 +50,15 @@ from council.schemas.events import (
     SessionDeletedData,
 )
 from council.schemas.ids import is_session_id, new_session_id, turn_council_id
+from council.schemas.result import Discussion
 
 __all__ = ["SessionController", "create", "post_turn", "session_of", "session_view"]
 
 log = logging.getLogger("council.gateway")
 
 MODES = ("council", "group")
+DEFAULT_ROUNDS = 2  # group mode: every member answers, then answers the others once
+MAX_ROUNDS = 4
 
 
 class _MessageClaim(msgspec.Struct, frozen=True):
@@ -81,6 +84,7 @@ def _turn_view(turn: TurnState) -> TurnView:
         created_at=turn.created_at,
         completed_at=turn.completed_at,
         links=links_for(turn.council_id),
+        discussion=turn.discussion,
     )
 
 
@@ -92,6 +96,7 @@ def session_view(state: SessionState) -> SessionView:
         mode=state.mode,
         members=list(state.members),
         chairman=state.chairman,
+        rounds=state.rounds,
         max_tokens=state.max_tokens,
         temperature=state.temperature,
         created_at=state.created_at,
@@ -107,15 +112,38 @@ def render_session_markdown(state: SessionState, names: dict[str, str]) -> str:
     if state.mission:
         lines += [f"**Mission:** {state.mission}", ""]
     members = ", ".join(names.get(m, m) for m in state.members)
-    lines += [f"*Council:* {members}; *chairman:* {names.get(state.chairman, state.chairman)}", ""]
+    chairman = names.get(state.chairman, state.chairman)
+    if state.mode == "group":
+        closing = f"; *summaries by:* {chairman}" if state.chairman else ""
+        lines += [f"*Group:* {members}; *passes per turn:* {state.rounds}{closing}", ""]
+    else:
+        lines += [f"*Council:* {members}; *chairman:* {chairman}", ""]
     for turn in state.turns:
         lines += [f"## Turn {turn.turn}", "", f"**You:** {turn.question}", ""]
-        if turn.final_answer is not None:
+        if turn.discussion is not None:
+            lines += _discussion_markdown(turn.discussion, names)
+        elif turn.final_answer is not None:
             lines += [f"**Council:** {turn.final_answer}", ""]
         else:
             lines += [f"*{turn.status}{': ' + turn.error if turn.error else ''}*", ""]
         lines += [f"[Full deliberation](/api/v1/council/{turn.council_id})", ""]
     return "\n".join(lines)
+
+
+def _discussion_markdown(discussion: Discussion, names: dict[str, str]) -> list[str]:
+    """A group turn: each pass's messages (with whom each builds on), then the summary if any."""
+    lines: list[str] = []
+    for round_ in range(1, discussion.rounds + 1):
+        messages = [m for m in discussion.messages if m.round == round_]
+        if messages:
+            lines += [f"### Pass {round_}", ""]
+        for message in messages:
+            building = ", ".join(names.get(m, m) for m in message.builds_on)
+            note = f" *(builds on {building})*" if building else ""
+            lines += [f"**{names.get(message.model, message.model)}:**{note} {message.text.strip()}", ""]
+    if discussion.summary is not None and discussion.summarised_by is not None:
+        lines += ["### Summary", "", f"**{names.get(discussion.summarised_by, discussion.summarised_by)}:** {discussion.summary.strip()}", ""]
+    return lines
 
 
 def render_session_text(state: SessionState, names: dict[str, str]) -> str:
@@ -126,7 +154,7 @@ def render_session_text(state: SessionState, names: dict[str, str]) -> str:
     for turn in state.turns:
         lines += ["", f"[{turn.turn}] You: {turn.question}"]
         answer = turn.final_answer if turn.final_answer is not None else f"({turn.status})"
-        lines.append(f"[{turn.turn}] Council: {answer}")
+        lines.append(f"[{turn.turn}] {'Group' if state.mode == 'group' else 'Council'}: {answer}")
     return "\n".join(lines) + "\n"
 
 
@@ -233,18 +261,17 @@ async def create(gateway: Gateway, body: SessionRequest) -> SessionState:
     settings = gateway.settings
     if body.mode not in MODES:
         raise Problem(422, "invalid-query", "Invalid session", f"mode must be council or group, got {body.mode!r}")
-    if body.mode == "group":
-        raise Problem(
-            422,
-            "mode-not-available",
-            "Mode not available",
-            "group mode is not available in this version; use mode council (see the README's Sessions section)",
-        )
+    group = body.mode == "group"
+    if body.rounds is not None and not group:
+        raise Problem(422, "invalid-query", "Invalid session", "rounds applies to mode group only")
+    rounds = body.rounds if body.rounds is not None else DEFAULT_ROUNDS
+    if group and not 1 <= rounds <= MAX_ROUNDS:
+        raise Problem(422, "invalid-query", "Invalid session", f"rounds must be between 1 and {MAX_ROUNDS}, got {rounds}")
     mission = validate_text(body.mission or "", "mission", settings, required=False).strip()
     panel = validate_panel(
         settings,
         members=body.members,
-        chairman=body.chairman,
+        chairman=body.chairman or None,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         members_field="members",
@@ -252,11 +279,13 @@ async def create(gateway: Gateway, body: SessionRequest) -> SessionState:
     session_id = new_session_id(gateway.now())
     data = SessionCreatedData(
         mission=mission,
-        mode="council",
+        mode="group" if group else "council",
         members=panel.members,
-        chairman=panel.chairman,
+        # A group talks without a chairman unless one is asked for; then it closes each turn.
+        chairman=panel.chairman if not group or body.chairman else "",
         max_tokens=panel.max_tokens,
         temperature=panel.temperature,
+        rounds=rounds if group else 0,
     )
     event = SessionCreated(council_id=session_id, ts=iso(gateway.now()), data=data)
     await append(gateway.topology.js, event, f"{session_id}:created")
@@ -295,6 +324,8 @@ async def post_turn(gateway: Gateway, state: SessionState, content: str, key: st
         temperature=state.temperature,
         mission=state.mission,
         history=history,
+        mode=state.mode,
+        rounds=state.rounds,
     )
     event = CouncilSubmitted(council_id=council_id, ts=iso(gateway.now()), data=data)
     if not await append(gateway.topology.js, event, f"{council_id}:submitted"):

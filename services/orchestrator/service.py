@@ -68,6 +68,7 @@ from council.orchestrator.domain.decide import (
     SynthesisDeadline,
     decide,
 )
+from council.orchestrator.domain.discussion import Speaker
 from council.orchestrator.lease import Leadership, LeaseLost
 from council.schemas.codec import DecodeError, decode_event, encode
 from council.schemas.events import (
@@ -165,6 +166,7 @@ class Orchestrator:
         stages = settings.stages
         self._catalogue = Catalogue(
             personas={m.id: m.system_prompt for m in settings.models},
+            speakers={m.id: Speaker(name=m.label, role=m.role, style=m.collaboration_style) for m in settings.models},
             deadlines={
                 n: Deadline(deadline_s=rule.deadline_s, quorum=rule.quorum, hard_limit_s=rule.hard_limit_s)
                 for n, rule in ((1, stages.first_opinions), (2, stages.peer_review))

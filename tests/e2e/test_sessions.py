@@ -44,6 +44,23 @@ def test_council_chat_holds_a_three_turn_conversation_and_picks_it_up_again(serv
         assert f"you> {question}" in again.stdout  # the conversation so far, recapped
 
 
+def test_council_chat_in_group_mode_shows_each_pass_and_whom_each_message_builds_on(services: Services) -> None:
+    url = services.start_gateway()
+    services.start("orchestrator", "orchestrator")
+    services.start("runner", "runner")
+    talked = chat(url, ["Python or Rust first?"], "--mode", "group")
+    assert talked.returncode == 0, talked.stderr
+    session_id = talked.stderr.split()[1]
+    assert "Pass 1 of 2: discussion" in talked.stdout and "Pass 2 of 2: discussion" in talked.stdout  # live rows
+    view = httpx.get(f"{url}{SESSIONS}/{session_id}", params={"format": "json"}, timeout=10).json()
+    assert view["mode"] == "group"
+    messages = view["turns"][0]["discussion"]["messages"]
+    for message in messages:
+        building = f" (builds on {', '.join(message['builds_on'])})" if message["builds_on"] else ""
+        assert f"{message['model']}{building}: {message['text'].strip()}" in talked.stdout
+    assert any(m["builds_on"] for m in messages if m["round"] == 2)
+
+
 def test_a_turn_completes_when_its_orchestrator_is_killed_mid_turn(slow_services: Services) -> None:
     services = slow_services
     url = services.start_gateway()

@@ -35,6 +35,8 @@ async def test_the_seed_walkthrough_models_then_session_then_a_streamed_message(
     view = (await http.get(f"{SESSIONS}/{session['session_id']}", params={"format": "json"})).json()
     assert [t["question"] for t in view["turns"]] == ["Hello panel"]
     assert view["members"] == ids[:2] and view["turns"][0]["status"] == "completed"
+    assert view["mode"] == "group"  # the members answer, then answer each other
+    assert {m["round"] for m in view["turns"][0]["discussion"]["messages"]} == {1, 2}
 
 
 async def test_the_compatibility_routes_answer_bad_input_with_problems(http: httpx.AsyncClient) -> None:  # noqa: F811

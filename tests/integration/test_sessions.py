@@ -123,12 +123,73 @@ async def test_the_session_stream_resumed_at_every_cut_equals_the_whole_replay(
         assert whole[: cut + 1] + rest == whole
 
 
+async def test_a_group_turn_talks_in_two_passes_the_second_seeing_the_first(
+    http: httpx.AsyncClient, fake_openai: FakeProviderServer
+) -> None:
+    said = {
+        "alpha": "ALPHA-SAYS take the night tram up to the castle",
+        "bravo": "BRAVO-SAYS walk, as alpha says, the hills are the charm",
+        "charlie": 'CHARLIE-SAYS I would rather "take the night tram up to the castle" than walk',
+    }
+    for member, text in said.items():
+        fake_openai.script(member, tokens=[text])
+    created = await http.post(SESSIONS, json={"mode": "group", "mission": "Plan a trip to Lisbon"})
+    assert created.status_code == 201
+    session = created.json()
+    assert (session["mode"], session["rounds"], session["chairman"]) == ("group", 2, "")
+    before = len(fake_openai.requests)
+    accepted = await http.post(f"{SESSIONS}/{session['session_id']}/messages", json={"content": "Trams or walking?"})
+    assert accepted.status_code == 202
+    view = await turn_ended(http, session["session_id"], 1)
+
+    calls = [r.json for r in fake_openai.requests[before:]]
+    assert len(calls) == 2 * len(MEMBERS)  # two passes, no chairman
+    second = [c for c in calls if "# The discussion so far" in c["messages"][-1]["content"]]
+    assert sorted(c["model"] for c in second) == sorted(MEMBERS)
+    for call in second:
+        prompt = call["messages"][-1]["content"]
+        assert prompt.startswith("Trams or walking?")
+        assert all(text in prompt for text in said.values())  # every first-pass message
+        assert "Plan a trip to Lisbon" in call["messages"][0]["content"]
+
+    turn = view["turns"][0]
+    assert turn["status"] == "completed"
+    messages = turn["discussion"]["messages"]
+    assert [(m["round"], m["model"]) for m in messages] == [(1, m) for m in MEMBERS] + [(2, m) for m in MEMBERS]
+    building = {m["model"]: m["builds_on"] for m in messages if m["round"] == 2}
+    # bravo names alpha; charlie quotes alpha's words; alpha names no one
+    assert building == {"alpha": [], "bravo": ["alpha"], "charlie": ["alpha"]}
+    assert all(m["builds_on"] == [] for m in messages if m["round"] == 1)
+    assert said["charlie"] in turn["final_answer"] and turn["discussion"]["summary"] is None
+    markdown = (await http.get(f"{SESSIONS}/{session['session_id']}")).text
+    assert "### Pass 2" in markdown and "*(builds on " in markdown
+
+
+async def test_a_group_with_a_chairman_closes_each_turn_with_a_summary(
+    http: httpx.AsyncClient, fake_openai: FakeProviderServer
+) -> None:
+    fake_openai.script(CHAIR, tokens=["SUMMARY: they agree on trams"])
+    body = {"mode": "group", "chairman": CHAIR, "rounds": 1}
+    session = (await http.post(SESSIONS, json=body)).json()
+    assert (session["rounds"], session["chairman"]) == (1, CHAIR)
+    before = len(fake_openai.requests)
+    await http.post(f"{SESSIONS}/{session['session_id']}/messages", json={"content": "Trams?"})
+    turn = (await turn_ended(http, session["session_id"], 1))["turns"][0]
+    assert len(fake_openai.requests) - before == len(MEMBERS) + 1
+    assert turn["final_answer"] == "SUMMARY: they agree on trams"
+    assert turn["discussion"]["summarised_by"] == CHAIR
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "kind"),
     [
         ("GET", f"{SESSIONS}/not-a-session", None, 400, "invalid-session-id"),
         ("GET", f"{SESSIONS}/session_20260101_0000_nosuchsession", None, 404, "session-not-found"),
         ("POST", SESSIONS, {"mode": "debate"}, 422, "invalid-query"),
+        ("POST", SESSIONS, {"mode": "group", "rounds": 0}, 422, "invalid-query"),
+        ("POST", SESSIONS, {"mode": "group", "rounds": 9}, 422, "invalid-query"),
+        ("POST", SESSIONS, {"rounds": 2}, 422, "invalid-query"),
+        ("POST", SESSIONS, {"mode": "group", "chairman": "no/such-model"}, 422, "invalid-query"),
         ("POST", SESSIONS, {"members": ["no/such-model"]}, 422, "invalid-query"),
         ("POST", SESSIONS, {"mission": "x" * 40_000}, 422, "invalid-query"),
         ("POST", SESSIONS, "not json", 400, "invalid-json"),

@@ -21,6 +21,12 @@ export async function showHome(root) {
 /** Start a conversation (the default council, a mission if given), and the recent ones. */
 function conversations(config) {
   const mission = h("textarea", { id: "mission", rows: "2", maxlength: String(config.max_prompt_chars), placeholder: "What is the conversation for? (optional)" });
+  const mode = h(
+    "select",
+    { id: "session-mode" },
+    h("option", { value: "council" }, "Council: a synthesis of reviewed answers"),
+    h("option", { value: "group" }, "Group discussion: the members answer each other"),
+  );
   const start = h("button", { type: "submit" }, "Start a conversation");
   const message = h("p", { class: "message", role: "alert" });
   const form = h(
@@ -28,6 +34,8 @@ function conversations(config) {
     { class: "start-session" },
     h("label", { for: "mission" }, "Mission"),
     mission,
+    h("label", { for: "session-mode" }, "Mode"),
+    mode,
     h("div", { class: "controls" }, start),
     message,
   );
@@ -35,7 +43,7 @@ function conversations(config) {
     event.preventDefault();
     start.disabled = true;
     try {
-      const body = mission.value.trim() ? { mission: mission.value } : {};
+      const body = { mode: mode.value, ...(mission.value.trim() ? { mission: mission.value } : {}) };
       const created = await json(await fetch("/api/v1/sessions", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }));
       window.location.assign(`/sessions/${encodeURIComponent(created.session_id)}`);
     } catch (error) {
@@ -49,7 +57,7 @@ function conversations(config) {
       const page = await json(await fetch("/api/v1/sessions?limit=10"));
       for (const session of page.sessions) {
         const label = session.mission || session.last_question || session.session_id;
-        const turns = `${session.turns} turn${session.turns === 1 ? "" : "s"}`;
+        const turns = `${session.mode === "group" ? "group, " : ""}${session.turns} turn${session.turns === 1 ? "" : "s"}`;
         list.append(h("li", { "data-session-id": session.session_id }, h("a", { href: `/sessions/${encodeURIComponent(session.session_id)}` }, label), h("small", { class: "muted" }, ` ${turns}, ${formatWhen(session.updated_at)}`)));
       }
     } catch (error) {
@@ -60,7 +68,7 @@ function conversations(config) {
     "section",
     { class: "panel conversations", "aria-labelledby": "conversations-title" },
     h("h2", { id: "conversations-title" }, "Conversations"),
-    h("p", { class: "muted" }, "Follow-up questions: each answer is a council that sees the conversation so far."),
+    h("p", { class: "muted" }, "Follow-up questions: each answer sees the conversation so far. A council synthesises reviewed answers; in a group discussion the members answer, then build on or challenge each other."),
     form,
     list,
   );

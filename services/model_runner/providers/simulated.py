@@ -1,7 +1,8 @@
 """The offline provider: deterministic text from (council, member, stage) at a configured pace.
 
 Stage 1 answers, stage 2 reviews ending in a valid JSON ranking of exactly the labels shown,
-stage 3 a synthesis. It is the default without keys, and the load for tests and benchmarks.
+stage 3 a synthesis; in a group discussion, messages that build on another member's by name
+and quotation, and a summary. It is the default without keys, and the load for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import re
 from collections.abc import AsyncIterator
 
 from council.common.settings import ModelSpec, ProviderSpec
@@ -77,6 +79,36 @@ def _earlier_question(job: Job) -> str | None:
     return " ".join(words[:EARLIER_QUESTION_WORDS])
 
 
+QUOTED_WORDS = 8
+_SPEAKER = re.compile(r"^### (.+?) \((.+)\)$")
+
+
+def _others_said(job: Job) -> list[tuple[str, str]]:
+    """The other members' messages in the latest pass of a discussion it was shown: (name, text)."""
+    said: dict[str, str] = {}
+    speaker: str | None = None
+    for line in job.messages[-1].content.split("# Your turn", 1)[0].splitlines():
+        if line.startswith("## Pass "):
+            said, speaker = {}, None
+        elif (match := _SPEAKER.match(line)) is not None:
+            speaker = match.group(1)
+        elif line.startswith("### ") and line.endswith(" — you"):
+            speaker = None
+        elif speaker is not None and line.strip():
+            said[speaker] = f"{said.get(speaker, '')} {line.strip()}".strip()
+    return list(said.items())
+
+
+def _discussion_lines(job: Job, rng: random.Random, budget: int) -> list[str]:
+    """A discussion message: from the second pass on, it builds on another member by name and quote."""
+    others = _others_said(job)
+    if not others:
+        return [f"{job.model} thinks:", *_sentences(rng, budget)]
+    name, text = rng.choice(others)
+    quote = " ".join(text.replace('"', "").split()[:QUOTED_WORDS])
+    return [f'Building on {name}: "{quote}"', *_sentences(rng, budget)]
+
+
 def simulated_text(job: Job, answer_tokens: int) -> list[str]:
     """The tokens (words with their trailing space) the simulated member will say; in a
     conversation, it says which earlier question it follows up on, as a real model would."""
@@ -84,7 +116,11 @@ def simulated_text(job: Job, answer_tokens: int) -> list[str]:
     budget = max(answer_tokens, 1)
     earlier = _earlier_question(job)
     follow_up = [f'Following up on "{earlier}":'] if earlier else []
-    if job.stage == 1:
+    if job.task == "discussion":
+        lines = [*follow_up, *_discussion_lines(job, rng, budget)]
+    elif job.task == "summary":
+        lines = ["Summary of the discussion:", *follow_up, *_sentences(rng, budget)]
+    elif job.stage == 1:
         lines = [f"{job.model} suggests:", *follow_up, *_sentences(rng, budget)]
     elif job.stage == 2:
         notes = [f"Response {label} {rng.choice(_REVIEW_NOTES)}." for label in job.labels]

@@ -14,9 +14,10 @@ import msgspec
 
 from council.deliberation.clock import iso, millis_between
 from council.deliberation.state import CouncilState, MemberRun, StageState
-from council.orchestrator.domain import prompts
+from council.orchestrator.domain import discussion, prompts
 from council.orchestrator.domain.ballots import aggregate, assign_labels, parse_ranking, ranking_to_members
-from council.orchestrator.domain.result import build_result
+from council.orchestrator.domain.discussion import Speaker
+from council.orchestrator.domain.result import build_discussion_result, build_result
 from council.schemas.events import (
     AnyEvent,
     CouncilCancelled,
@@ -40,7 +41,7 @@ from council.schemas.events import (
     StageStartedData,
 )
 from council.schemas.ids import member_token
-from council.schemas.jobs import ChatMessage, Job
+from council.schemas.jobs import ChatMessage, Job, JobTask
 
 __all__ = ["Append", "Catalogue", "Deadline", "Dispatch", "Intent", "SynthesisDeadline", "decide", "job_id"]
 
@@ -89,8 +90,9 @@ class Catalogue(msgspec.Struct, frozen=True, kw_only=True):
     """What decide needs to know about the configured models and stages."""
 
     personas: dict[str, str] = {}  # model id -> system prompt / personality
-    deadlines: dict[int, Deadline] = {}  # stage number (1, 2) -> its deadline
-    synthesis: SynthesisDeadline | None = None  # stage 3's
+    speakers: dict[str, Speaker] = {}  # model id -> how it appears in a group discussion
+    deadlines: dict[int, Deadline] = {}  # stage number (1, 2) -> its deadline (a group's passes: stage 1's)
+    synthesis: SynthesisDeadline | None = None  # the chairman's (stage 3, or a group turn's summary)
 
 
 def job_id(council_id: str, stage: int, model: str) -> str:
@@ -115,7 +117,9 @@ class _Ctx(msgspec.Struct, frozen=True):
         return self.catalogue.personas.get(model, "")
 
 
-def _job(ctx: _Ctx, stage: int, model: str, messages: list[ChatMessage], labels: list[str]) -> Dispatch:
+def _job(
+    ctx: _Ctx, stage: int, model: str, messages: list[ChatMessage], labels: list[str], task: JobTask = "council"
+) -> Dispatch:
     st = ctx.state
     return Dispatch(
         Job(
@@ -127,6 +131,7 @@ def _job(ctx: _Ctx, stage: int, model: str, messages: list[ChatMessage], labels:
             max_tokens=st.max_tokens,
             temperature=st.temperature,
             stream_tokens=st.stream_tokens,
+            task=task,
             labels=labels,
         )
     )
@@ -137,9 +142,41 @@ def _answers(state: CouncilState) -> dict[str, str]:
     return {m: s1.runs[m].text for m in s1.answered()} if s1 else {}
 
 
+def _said(state: CouncilState, through: int) -> discussion.Said:
+    """What each member said in a group turn's passes up to ``through``."""
+    return {n: {m: s.runs[m].text for m in s.answered()} for n in range(1, through + 1) if (s := state.stages.get(n))}
+
+
+def _discussion_jobs(ctx: _Ctx, stage: int, members: list[str], conversation: prompts.Conversation) -> list[Intent]:
+    st = ctx.state
+    said = _said(st, stage - 1)
+    speakers = ctx.catalogue.speakers
+    if stage == st.chair_stage:
+        return [
+            _job(ctx, stage, m, discussion.summary_messages(st.prompt, speakers, ctx.persona(m), conversation, said), [], "summary")
+            for m in members
+        ]
+    everyone = list(st.members)
+    return [
+        _job(
+            ctx,
+            stage,
+            m,
+            discussion.discussion_messages(
+                st.prompt, m, everyone, speakers, ctx.persona(m), conversation, stage, st.rounds, said
+            ),
+            [],
+            "discussion",
+        )
+        for m in members
+    ]
+
+
 def _jobs_for(ctx: _Ctx, stage: int, members: list[str]) -> list[Intent]:
     st = ctx.state
     conversation = prompts.Conversation(mission=st.mission, history=st.history)
+    if st.mode == "group":
+        return _discussion_jobs(ctx, stage, members, conversation)
     if stage == 1:
         return [
             _job(ctx, 1, m, prompts.first_opinion_messages(st.prompt, ctx.persona(m), conversation), [])
@@ -218,9 +255,9 @@ def _skips(ctx: _Ctx, stage: StageState) -> list[Intent]:
     out: list[Intent] = [
         _skip(ctx, stage, m, "requested") for m in stage.members if m in requested and not stage.runs[m].finished
     ]
-    if stage.stage == 3:
+    if stage.stage == ctx.state.chair_stage:
         return out + _chairman_skips(ctx, stage, requested)
-    deadline = ctx.catalogue.deadlines.get(stage.stage)
+    deadline = ctx.catalogue.deadlines.get(1 if ctx.state.mode == "group" else stage.stage)
     if deadline is None or stage.finished:
         return out
     stragglers = [m for m in stage.members if m not in requested and not stage.runs[m].finished]
@@ -279,8 +316,50 @@ def _reviews_to_parse(ctx: _Ctx, stage: StageState) -> list[Intent]:
     return out
 
 
+def _complete_pass(ctx: _Ctx, stage: StageState) -> list[Intent]:
+    """A group turn's pass is over: record whom each message builds on, then the next pass, the
+    summary, or the end. Whoever spoke in this pass speaks in the next."""
+    st = ctx.state
+    answered = stage.answered()
+    if stage.stage == 1 and not answered:
+        return _fail(ctx, "no_answers", f"no member answered the message ({_reasons(stage)})")
+    earlier: dict[str, list[str]] = {}
+    for said in _said(st, stage.stage - 1).values():
+        for model, text in said.items():
+            earlier.setdefault(model, []).append(text)
+    building = {
+        m: discussion.builds_on(stage.runs[m].text, m, earlier, ctx.catalogue.speakers) for m in answered
+    }
+    data = StageCompletedData(stage=stage.stage, answered=answered, builds_on=building)
+    done = ctx.append(StageCompleted(council_id=ctx.cid, ts=ctx.ts, data=data), f"s{stage.stage}:completed")
+    if answered and stage.stage < st.rounds:
+        return [done, *_start_stage(ctx, stage.stage + 1, answered)]
+    if st.chairman:
+        return [done, *_start_stage(ctx, st.chair_stage, [st.chairman])]
+    recorded = msgspec.structs.replace(ctx, state=msgspec.structs.replace(st, builds_on={**st.builds_on, stage.stage: building}))
+    return [done, *_close_discussion(recorded, None)]
+
+
+def _close_discussion(ctx: _Ctx, summary: MemberRun | None) -> list[Intent]:
+    """The group turn ends: its answer is the summary, or else the last pass that was heard."""
+    st = ctx.state
+    said = _said(st, st.rounds)
+    last = max((n for n, messages in said.items() if messages), default=0)
+    if summary is not None:
+        text = summary.text
+    else:
+        text = discussion.transcript(said[last], ctx.catalogue.speakers) if last else ""
+    result = build_discussion_result(st, text, summary, ctx.ts)
+    completed = CouncilCompleted(council_id=ctx.cid, ts=ctx.ts, data=CouncilCompletedData(result=result))
+    return [ctx.append(completed, "completed")]
+
+
 def _complete_stage(ctx: _Ctx, stage: StageState) -> list[Intent]:
     st = ctx.state
+    if st.mode == "group":
+        if stage.stage == st.chair_stage:  # the summary could not be written: the discussion stands
+            return _close_discussion(ctx, None)
+        return _complete_pass(ctx, stage)
     answered = stage.answered()
     if stage.stage == 1:
         if not answered:
@@ -319,11 +398,14 @@ def _finish(ctx: _Ctx, stage: StageState) -> list[Intent]:
     winner = next((stage.runs[m] for m in stage.members if stage.runs[m].status == "completed"), None)
     if winner is None:
         return []
-    # Stage 3 is done the moment one synthesis exists.
-    done = StageCompleted(council_id=ctx.cid, ts=ctx.ts, data=StageCompletedData(stage=3, answered=[winner.model]))
+    # The chairman's stage is done the moment one synthesis (or summary) exists.
+    data = StageCompletedData(stage=stage.stage, answered=[winner.model])
+    done = ctx.append(StageCompleted(council_id=ctx.cid, ts=ctx.ts, data=data), f"s{stage.stage}:completed")
+    if st.mode == "group":
+        return [done, *_close_discussion(ctx, winner)]
     result = build_result(st, winner, ctx.ts)
     completed = CouncilCompleted(council_id=ctx.cid, ts=ctx.ts, data=CouncilCompletedData(result=result))
-    return [ctx.append(done, "s3:completed"), ctx.append(completed, "completed")]
+    return [done, ctx.append(completed, "completed")]
 
 
 def _pending_jobs(ctx: _Ctx, stage: StageState) -> list[Intent]:
@@ -358,12 +440,12 @@ def decide(
     if stage is None:
         return _start_stage(ctx, 1, list(state.members))
     intents = [*_skips(ctx, stage), *_progress(ctx, stage)]
-    if stage.stage == 2:
+    if stage.stage == 2 and state.mode != "group":
         intents += _reviews_to_parse(ctx, stage)
-    if stage.stage == 3 and any(r.status == "completed" for r in stage.runs.values()):
+    if stage.stage == state.chair_stage and any(r.status == "completed" for r in stage.runs.values()):
         return intents + _finish(ctx, stage)
     # Re-emitted until the next stage has started: a crash (or a failed append) between
     # "stage N completed" and "stage N+1 started" must not strand the council.
-    if stage.finished and (stage.completed_at is None or stage.stage < 3):
+    if stage.finished and (stage.completed_at is None or stage.stage < state.chair_stage):
         return intents + _complete_stage(ctx, stage)
     return intents + _pending_jobs(ctx, stage)

@@ -9,7 +9,7 @@ import msgspec
 from council.schemas.jobs import ChatMessage
 from council.schemas.result import AggregateEntry
 
-__all__ = ["ALONE", "Conversation", "chairman_messages", "first_opinion_messages", "review_messages"]
+__all__ = ["ALONE", "Conversation", "chairman_messages", "first_opinion_messages", "review_messages", "system_messages"]
 
 REVIEW_INSTRUCTIONS = """\
 You are reviewing anonymous answers to the question below. Judge each answer on accuracy,
@@ -36,10 +36,10 @@ class Conversation(msgspec.Struct, frozen=True, kw_only=True):
 ALONE = Conversation()  # a standalone council
 
 
-def _system(persona: str, conversation: Conversation) -> list[ChatMessage]:
-    parts = [
-        p for p in (persona, conversation.mission and f"The mission of this conversation: {conversation.mission}") if p
-    ]
+def system_messages(persona: str, conversation: Conversation, intro: str = "") -> list[ChatMessage]:
+    """The system message: the member's personality, the session's mission, and ``intro``."""
+    mission = conversation.mission and f"The mission of this conversation: {conversation.mission}"
+    parts = [p for p in (persona, mission, intro) if p]
     return [ChatMessage(role="system", content="\n\n".join(parts))] if parts else []
 
 
@@ -53,7 +53,7 @@ def _conversation_part(conversation: Conversation) -> str:
 
 def first_opinion_messages(prompt: str, persona: str, conversation: Conversation = ALONE) -> list[ChatMessage]:
     """A member's first opinion: the conversation so far as turns, then the question."""
-    return [*_system(persona, conversation), *conversation.history, ChatMessage(role="user", content=prompt)]
+    return [*system_messages(persona, conversation), *conversation.history, ChatMessage(role="user", content=prompt)]
 
 
 def review_messages(
@@ -66,7 +66,7 @@ def review_messages(
         f"{REVIEW_INSTRUCTIONS.format(example=example)}\n{_conversation_part(conversation)}"
         f"## Question\n{prompt}\n\n## Answers\n{answers}\n"
     )
-    return [*_system(persona, conversation), ChatMessage(role="user", content=body)]
+    return [*system_messages(persona, conversation), ChatMessage(role="user", content=body)]
 
 
 def chairman_messages(
@@ -91,4 +91,4 @@ def chairman_messages(
         f"{_conversation_part(conversation)}## Question\n{prompt}\n\n## Council answers\n{answer_part}\n\n"
         f"## Peer reviews\n{review_part}\n\n## Aggregate ranking\n{rank_part or '(no ranking)'}\n"
     )
-    return [*_system(persona, conversation), ChatMessage(role="user", content=body)]
+    return [*system_messages(persona, conversation), ChatMessage(role="user", content=body)]

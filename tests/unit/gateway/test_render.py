@@ -271,3 +271,29 @@ def test_a_council_that_did_not_complete_shows_why(
     for rendered, bullet in ((render_markdown(state, NAMES), "-"), (render_text(state, NAMES), "*")):
         assert f"{bullet} Reason: {view.error.reason}" in rendered
         assert f"{bullet} Status: {status}" in rendered
+
+
+# ---- a group-mode turn -------------------------------------------------------------------------
+
+
+def test_a_group_turn_renders_each_pass_with_whom_each_message_builds_on() -> None:
+    driver = CouncilDriver(chairman=CHAIRMAN, mode="group", rounds=2)
+    driver.run()
+    result = driver.state.result
+    assert result is not None and result.discussion is not None
+    markdown = render_markdown(driver.state, NAMES)
+    assert markdown.startswith("# Group discussion")
+    assert f"## Summary (by {NAMES[CHAIRMAN]} ({CHAIRMAN}))\n\n{result.final_answer.text}" in markdown
+    for message in result.discussion.messages:
+        assert message.text in markdown
+        if message.builds_on:
+            assert f" — builds on {NAMES[message.builds_on[0]]} ({message.builds_on[0]})" in markdown
+    assert markdown.index("## Pass 1") < markdown.index("## Pass 2") < markdown.index("## Usage")
+    assert "Peer Review" not in markdown
+
+
+def test_a_group_turn_in_progress_says_which_pass_it_is_in() -> None:
+    driver = CouncilDriver(chairman="", mode="group", rounds=2)
+    driver.run(until=lambda s: s.stage == 2 and len(s.stages[2].answered()) == 1)
+    assert stage_name(driver.state) == "discussion"
+    assert progress_line(driver.state) == f"pass 2 of 2 • 1/{len(MEMBERS)} members spoke"

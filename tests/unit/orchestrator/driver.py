@@ -23,6 +23,7 @@ from council.deliberation.fold import fold
 from council.deliberation.state import CouncilState
 from council.model_runner.providers.simulated import simulated_text
 from council.orchestrator.domain.decide import Append, Catalogue, Dispatch, Intent, decide
+from council.orchestrator.domain.discussion import Speaker
 from council.schemas.events import (
     AnyEvent,
     CouncilSubmitted,
@@ -35,6 +36,7 @@ from council.schemas.events import (
     ModelFailedData,
     ModelStarted,
     ModelStartedData,
+    SessionMode,
 )
 from council.schemas.jobs import Job
 from council.schemas.result import Usage
@@ -67,7 +69,10 @@ def settings() -> Settings:
 
 @cache
 def catalogue() -> Catalogue:
-    return Catalogue(personas={m.id: m.system_prompt for m in settings().models})
+    return Catalogue(
+        personas={m.id: m.system_prompt for m in settings().models},
+        speakers={m.id: Speaker(name=m.label, role=m.role, style=m.collaboration_style) for m in settings().models},
+    )
 
 
 def failure_message(stage: int, model: str) -> str:
@@ -82,6 +87,7 @@ class CouncilDriver:
     ``latency``: member -> latency_ms of its calls (default 100 ms × its position, chairman last).
     ``hold``: (stage, member) jobs that start but never finish.
     ``queued``: (stage, member) jobs that wait in the runners' queue, unstarted, until ``release``d.
+    ``mode``/``rounds``: a group-mode turn of that many passes (``chairman`` "" for none).
     """
 
     def __init__(
@@ -100,6 +106,8 @@ class CouncilDriver:
         answer_tokens: int = ANSWER_TOKENS,
         max_tokens: int = 1200,
         temperature: float = 0.7,
+        mode: SessionMode = "council",
+        rounds: int = 0,
     ) -> None:
         self.members = list(members)
         self.chairman = chairman
@@ -115,6 +123,8 @@ class CouncilDriver:
         self.answer_tokens = answer_tokens
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.mode: SessionMode = mode
+        self.rounds = rounds
         self.now = T0
         self.log: list[AnyEvent] = []
         self.sent: set[str] = set()
@@ -147,6 +157,8 @@ class CouncilDriver:
             chairman=self.chairman,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
+            mode=self.mode,
+            rounds=self.rounds,
         )
         self.append(CouncilSubmitted(council_id=self.council_id, ts=self.ts, data=data))
 
