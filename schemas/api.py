@@ -25,6 +25,7 @@ __all__ = [
     "MessageAccepted",
     "MessageRequest",
     "ModelInfo",
+    "PresetInfo",
     "QueryAccepted",
     "QueryRequest",
     "ResetData",
@@ -55,6 +56,7 @@ class QueryRequest(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int | None = None
     temperature: float | None = None
     stream_tokens: bool = True
+    preset: str | None = None  # a named council from the catalogue; the fields above override it
     # Accepted for compatibility with the original proposal; GET chooses the format.
     format: Format | None = None
 
@@ -148,12 +150,24 @@ class ModelInfo(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrency: int
 
 
+class PresetInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A named council as a client chooses it: what it is, with the defaults filled in."""
+
+    name: str
+    description: str
+    members: list[str]
+    chairman: str
+    max_tokens: int
+    temperature: float
+
+
 class ConfigInfo(msgspec.Struct, frozen=True, kw_only=True):
     members: list[str]
     chairman: str
     max_tokens: int
     temperature: float
     max_prompt_chars: int
+    presets: list[PresetInfo] = []
 
 
 class HealthStatus(msgspec.Struct, frozen=True, kw_only=True):

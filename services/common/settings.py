@@ -8,6 +8,7 @@ A bad file fails at start-up with a message naming the field.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -24,6 +25,7 @@ __all__ = [
     "ConfigError",
     "CouncilDefaults",
     "ModelSpec",
+    "Preset",
     "ProviderSpec",
     "RunnerSettings",
     "Settings",
@@ -94,6 +96,20 @@ class CouncilDefaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     context_chars: int = 24_000  # a session turn carries at most this much of the conversation so far
 
 
+class Preset(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A named council (the model ``council:<name>`` of the OpenAI-compatible API, ``preset`` elsewhere):
+    its members, chairman and limits; what it leaves out comes from ``[council]``."""
+
+    description: str = ""
+    members: list[str] | None = None
+    chairman: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+PRESET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
 class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     delta_window_ms: int = 50  # model.delta coalescing: the first token at once, then at most every window …
     delta_max_tokens: int = 32  # … or every this many tokens
@@ -158,6 +174,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     council: CouncilDefaults
     providers: dict[str, ProviderSpec]
     models: list[ModelSpec]
+    presets: dict[str, Preset] = {}
     runner: RunnerSettings = RunnerSettings()
     gateway: GatewaySettings = GatewaySettings()
     stages: StageSettings = StageSettings()
@@ -220,7 +237,27 @@ def _check(settings: Settings) -> Settings:
         raise ConfigError(f"council.chairman: unknown model {council.chairman!r}")
     if not 1 <= council.max_tokens <= MAX_TOKENS_LIMIT:
         raise ConfigError(f"council.max_tokens: must be between 1 and {MAX_TOKENS_LIMIT}")
+    for name, preset in settings.presets.items():
+        _check_preset(name, preset, ids)
     return settings
+
+
+def _check_preset(name: str, preset: Preset, ids: list[str]) -> None:
+    where = f"presets.{name}"
+    if PRESET_NAME.fullmatch(name) is None:
+        raise ConfigError(f"{where}: a preset's name is 1-32 lowercase letters, digits, '-' or '_'")
+    if preset.members is not None:
+        if not preset.members:
+            raise ConfigError(f"{where}.members: needs at least one model (leave it out for the council's)")
+        for member in preset.members:
+            if member not in ids:
+                raise ConfigError(f"{where}.members: unknown model {member!r}")
+    if preset.chairman is not None and preset.chairman not in ids:
+        raise ConfigError(f"{where}.chairman: unknown model {preset.chairman!r}")
+    if preset.max_tokens is not None and not 1 <= preset.max_tokens <= MAX_TOKENS_LIMIT:
+        raise ConfigError(f"{where}.max_tokens: must be between 1 and {MAX_TOKENS_LIMIT}")
+    if preset.temperature is not None and not 0.0 <= preset.temperature <= 2.0:
+        raise ConfigError(f"{where}.temperature: must be between 0 and 2")
 
 
 def _check_runner(runner: RunnerSettings) -> None:

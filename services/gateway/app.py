@@ -31,6 +31,7 @@ from council.gateway.councils import CouncilController
 from council.gateway.events import CouncilEventsController
 from council.gateway.health import HealthController
 from council.gateway.history import HistoryController
+from council.gateway.openai_api import OpenAIController
 from council.gateway.openapi import complete_openapi
 from council.gateway.page import PageController, static_files
 from council.gateway.problems import EXCEPTION_HANDLERS, html_errors_as_problems, options_with_every_method
@@ -134,6 +135,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             HistoryController,
             SessionController,
             GroupChatController,
+            OpenAIController,
             PageController,
             static_files(),
             *(extra_routes or ()),

@@ -1,13 +1,14 @@
-"""The catalogue a client chooses from: the configured models and the default council."""
+"""The catalogue a client chooses from: the configured models, the default council and the presets."""
 
 from __future__ import annotations
 
 from litestar import Controller, get
 
+from council.common.settings import Settings
 from council.gateway.context import Gateway
-from council.schemas.api import ConfigInfo, ModelInfo
+from council.schemas.api import ConfigInfo, ModelInfo, PresetInfo
 
-__all__ = ["CatalogueController"]
+__all__ = ["CatalogueController", "presets"]
 
 
 class CatalogueController(Controller):
@@ -47,4 +48,21 @@ class CatalogueController(Controller):
             max_tokens=council.max_tokens,
             temperature=council.temperature,
             max_prompt_chars=council.max_prompt_chars,
+            presets=presets(gateway.settings),
         )
+
+
+def presets(settings: Settings) -> list[PresetInfo]:
+    """Every configured preset, with what it leaves out filled in from the council's defaults."""
+    council = settings.council
+    return [
+        PresetInfo(
+            name=name,
+            description=preset.description,
+            members=list(preset.members if preset.members is not None else council.members),
+            chairman=preset.chairman if preset.chairman is not None else council.chairman,
+            max_tokens=preset.max_tokens if preset.max_tokens is not None else council.max_tokens,
+            temperature=preset.temperature if preset.temperature is not None else council.temperature,
+        )
+        for name, preset in sorted(settings.presets.items())
+    ]

@@ -7,6 +7,7 @@ reads fold the log. The orchestrator does the deliberating.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -36,13 +37,14 @@ from council.schemas.events import (
     CancelRequested,
     CancelRequestedData,
     CouncilSubmitted,
+    CouncilSubmittedData,
     SkipRequested,
     SkipRequestedData,
 )
 from council.schemas.ids import member_token, new_council_id
 from council.schemas.result import CouncilResult
 
-__all__ = ["CouncilController"]
+__all__ = ["CouncilController", "cancel_abandoned_council", "submit_council"]
 
 log = logging.getLogger("council.gateway")
 
@@ -159,22 +161,30 @@ class CouncilController(Controller):
             temperature=temperature,
             stream_tokens=stream_tokens,
         )
-        data = validate_query(query, gateway.settings)
-        council_id = new_council_id(gateway.now())
-        event = CouncilSubmitted(council_id=council_id, ts=iso(gateway.now()), data=data)
-        await append(gateway.topology.js, event, f"{council_id}:submitted")
-
-        async def cancel_abandoned() -> None:
-            if gateway.lifecycle.stopping:
-                return  # the gateway is leaving, not the client: it can resume from /events elsewhere
-            cancel = CancelRequested(
-                council_id=council_id,
-                ts=iso(gateway.now()),
-                data=CancelRequestedData(reason="the streaming client disconnected"),
-            )
-            await append(gateway.topology.js, cancel, f"{council_id}:cancel_requested")
-
+        council_id = await submit_council(gateway, validate_query(query, gateway.settings))
+        cancel_abandoned = partial(cancel_abandoned_council, gateway, council_id)
         return event_stream(gateway, council_id, 0, cancel_abandoned if cancel_on_disconnect else None)
+
+
+async def submit_council(gateway: Gateway, data: CouncilSubmittedData) -> str:
+    """Append a new council's submission; its id."""
+    council_id = new_council_id(gateway.now())
+    event = CouncilSubmitted(council_id=council_id, ts=iso(gateway.now()), data=data)
+    await append(gateway.topology.js, event, f"{council_id}:submitted")
+    log.info("accepted %s with %d members", council_id, len(data.members))
+    return council_id
+
+
+async def cancel_abandoned_council(gateway: Gateway, council_id: str) -> None:
+    """Cancel the council a streaming client started and left, unless it is the gateway that is leaving."""
+    if gateway.lifecycle.stopping:
+        return  # the gateway is leaving, not the client: it can resume from /events elsewhere
+    cancel = CancelRequested(
+        council_id=council_id,
+        ts=iso(gateway.now()),
+        data=CancelRequestedData(reason="the streaming client disconnected"),
+    )
+    await append(gateway.topology.js, cancel, f"{council_id}:cancel_requested")
 
 
 def _accepted(council_id: str, status: str, created_at: str) -> Response[QueryAccepted]:

@@ -24,7 +24,7 @@ from council.schemas.codec import DecodeError, stamp_seq
 from council.schemas.events import TERMINAL_TYPES, CouncilSubmitted, SessionCreated
 from council.schemas.subjects import council_filter, session_filter
 
-__all__ = ["Feed", "Feeds"]
+__all__ = ["Feed", "Feeds", "envelope_of"]
 
 log = logging.getLogger("council.gateway.feeds")
 
@@ -36,6 +36,11 @@ def _frame(seq: int, kind: str, envelope: bytes) -> bytes:
     """One SSE frame: ``id``, ``event`` and the envelope as its single ``data`` line."""
     # msgspec's JSON never holds a raw line break, so the envelope is exactly one data line.
     return b"id: %d\r\nevent: %s\r\ndata: %s\r\n\r\n" % (seq, kind.encode(), envelope)
+
+
+def envelope_of(frame: bytes) -> bytes:
+    """The event envelope a frame of ``_frame`` carries (its one ``data`` line)."""
+    return frame[frame.index(b"\r\ndata: ") + 8 : -4]
 
 
 class _Wake(asyncio.Event):

@@ -6,13 +6,13 @@ from typing import TypeVar
 
 import msgspec
 
-from council.common.settings import MAX_TOKENS_LIMIT, Settings
+from council.common.settings import MAX_TOKENS_LIMIT, Preset, Settings
 from council.gateway.problems import Problem
 from council.schemas.api import QueryRequest
 from council.schemas.codec import decode_as
 from council.schemas.events import CouncilSubmittedData
 
-__all__ = ["MAX_TOKENS_LIMIT", "Panel", "parse_body", "parse_query", "validate_panel", "validate_query", "validate_text"]
+__all__ = ["MAX_TOKENS_LIMIT", "Panel", "parse_body", "parse_query", "preset_of", "validate_panel", "validate_query", "validate_text"]
 
 
 T = TypeVar("T")
@@ -83,9 +83,16 @@ def validate_panel(
     max_tokens: int | None,
     temperature: float | None,
     members_field: str = "models",
+    preset: str | None = None,
 ) -> Panel:
-    """The panel asked for, each field defaulting to the configured council; a problem if not valid."""
+    """The panel asked for, each field defaulting to the preset's, then the configured council's;
+    a problem if not valid."""
     council = settings.council
+    named = preset_of(settings, preset) if preset is not None else Preset()
+    members = members if members is not None else named.members
+    chairman = chairman if chairman is not None else named.chairman
+    max_tokens = max_tokens if max_tokens is not None else named.max_tokens
+    temperature = temperature if temperature is not None else named.temperature
     chosen = list(members) if members is not None else list(council.members)
     if not chosen:
         raise _invalid(f"{members_field} is empty; omit it to use the default council")
@@ -109,6 +116,14 @@ def validate_panel(
     return Panel(members=chosen, chairman=chair, max_tokens=tokens, temperature=heat)
 
 
+def preset_of(settings: Settings, name: str) -> Preset:
+    """The configured preset ``name``, or a problem that lists the ones there are."""
+    if name not in settings.presets:
+        known = ", ".join(sorted(settings.presets)) or "none are configured"
+        raise _invalid(f"unknown preset: {name[:64]!r} (presets: {known}); see GET /api/config")
+    return settings.presets[name]
+
+
 def validate_query(query: QueryRequest, settings: Settings) -> CouncilSubmittedData:
     validate_text(query.prompt, "prompt", settings)
     panel = validate_panel(
@@ -117,6 +132,7 @@ def validate_query(query: QueryRequest, settings: Settings) -> CouncilSubmittedD
         chairman=query.chairman,
         max_tokens=query.max_tokens,
         temperature=query.temperature,
+        preset=query.preset,
     )
     return CouncilSubmittedData(
         prompt=query.prompt,
