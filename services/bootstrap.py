@@ -15,7 +15,15 @@ from council.model_runner.providers import build_provider
 from council.model_runner.worker import Runner, RunnerStalled
 from council.orchestrator.service import Orchestrator
 
-__all__ = ["STALLED_EXIT_CODE", "configure_logging", "run", "run_orchestrator", "run_runner", "run_service"]
+__all__ = [
+    "STALLED_EXIT_CODE",
+    "configure_logging",
+    "run",
+    "run_mcp_stdio",
+    "run_orchestrator",
+    "run_runner",
+    "run_service",
+]
 
 STALLED_EXIT_CODE = 3  # a runner that could not pull any more: whatever supervises it starts a fresh one
 log = logging.getLogger("council")
@@ -63,6 +71,22 @@ async def run_orchestrator(settings: Settings) -> None:
         await Orchestrator(topology, settings).run(stop)
 
     await run_service(settings, "orchestrator", body)
+
+
+async def run_mcp_stdio(settings: Settings) -> None:
+    """The MCP server on stdin/stdout (``council mcp``), on the log at ``settings.nats_url``."""
+    from council.gateway.context import Gateway
+    from council.gateway.mcp_tools import build_mcp_server
+
+    nc = await connect(settings.nats_url, "council-mcp")
+    try:
+        gateway = Gateway(await ensure_topology(nc, settings.replicas, storage=settings.storage), settings)
+        try:
+            await build_mcp_server(lambda: gateway).run_stdio_async()
+        finally:
+            await gateway.feeds.close()
+    finally:
+        await close_quietly(nc)
 
 
 async def run_runner(settings: Settings, pools: list[str] | None = None, max_in_flight: int | None = None) -> None:

@@ -1,4 +1,4 @@
-"""`council up | gateway | orchestrator | runner | ask | watch` — the command line."""
+"""`council up | gateway | orchestrator | runner | ask | watch | chat | mcp` — the command line."""
 
 from __future__ import annotations
 
@@ -146,6 +146,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 f'  try: curl -X POST {url}/api/v1/council/query -d \'{{"prompt": "What is the best way to learn Rust?"}}\''
             )
             print('       council ask "What is the best way to learn Rust?"')
+            print(f'  OpenAI SDK: base_url="{url}/v1", model="council"     MCP (streamable HTTP): {url}/mcp')
             print(f"  API docs: {url}/docs     Ctrl-C stops everything\n", flush=True)
             while not stop and all(p.poll() is None for p in procs):
                 time.sleep(0.2)
@@ -180,6 +181,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from council.client.live import watch
 
     return watch(args)
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from council.bootstrap import configure_logging, run, run_mcp_stdio
+
+    configure_logging("WARNING")  # on stderr: stdout is the MCP client's
+    run(run_mcp_stdio(_settings()))
+    return 0
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -237,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--plain", action="store_true", help="no live display: print each settled row once, then the final answer"
         )
         p.set_defaults(func=func)
+
+    sub.add_parser(
+        "mcp", help="serve the council's MCP tools over stdio (for Claude Code, Cursor…), against NATS_URL"
+    ).set_defaults(func=cmd_mcp)
 
     talk = sub.add_parser("chat", help="hold a conversation: each message is a council that sees the ones before")
     talk.add_argument("--session", default=None, help="carry on this session (default: start a new one)")

@@ -16,10 +16,11 @@ from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, asgi
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.types import ControllerRouterHandler
+from litestar.types import ControllerRouterHandler, Receive, Scope, Send
+from mcp.server.transport_security import TransportSecuritySettings
 
 from council.common.eventlog import resume_cursors
 from council.common.jetstream import Backoff, close_quietly, connect, ensure_topology
@@ -31,6 +32,7 @@ from council.gateway.councils import CouncilController
 from council.gateway.events import CouncilEventsController
 from council.gateway.health import HealthController
 from council.gateway.history import HistoryController
+from council.gateway.mcp_tools import build_mcp_server
 from council.gateway.openai_api import OpenAIController
 from council.gateway.openapi import complete_openapi
 from council.gateway.page import PageController, static_files
@@ -110,6 +112,18 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
     """The gateway for ``settings``; its lifespan connects to NATS (in the background, until it
     answers) and ensures the streams and buckets."""
 
+    # MCP over streamable HTTP at /mcp: stateless, so any replica answers any request. The host
+    # check against DNS rebinding is off: the gateway answers every other route to any host too.
+    mcp = build_mcp_server(lambda: provide_gateway(app.state))
+    mcp.streamable_http_app(
+        stateless_http=True, transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    )
+    mcp_sessions = mcp.session_manager  # one per app: it runs once, in the app's lifespan
+
+    @asgi("/mcp", is_mount=True)
+    async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await mcp_sessions.handle_request(scope, receive, send)  # type: ignore[arg-type]  # the same ASGI, typed twice
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.gateway = None  # until NATS answers, every route but /health is a 503
@@ -117,8 +131,9 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
         connecting = asyncio.create_task(_connect(app, settings, lifecycle))
         await asyncio.wait([connecting], timeout=STARTUP_WAIT_S)  # usually ready before the first request
         try:
-            with _noting_stop_signals(lifecycle):
-                yield
+            async with mcp_sessions.run():
+                with _noting_stop_signals(lifecycle):
+                    yield
         finally:
             connecting.cancel()
             await asyncio.gather(connecting, return_exceptions=True)
@@ -138,6 +153,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             OpenAIController,
             PageController,
             static_files(),
+            mcp_endpoint,
             *(extra_routes or ()),
         ],
         dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},

@@ -208,10 +208,15 @@ class ChairText(msgspec.Struct, kw_only=True):
     sent: str = ""
     writer: tuple[str, int] | None = None  # (model, attempt) of the text being written
     written: str = ""
+    abandoned: set[tuple[str, int]] = msgspec.field(default_factory=set)  # writers that were replaced
 
     def add(self, model: str, attempt: int, text: str) -> str:
         """Take a delta of the synthesis; the text to send now (maybe none)."""
+        if (model, attempt) in self.abandoned:
+            return ""  # a late delta of an attempt that was replaced
         if self.writer != (model, attempt):
+            if self.writer is not None:
+                self.abandoned.add(self.writer)
             self.writer, self.written = (model, attempt), ""
         self.written += text
         return self._catch_up(self.written)

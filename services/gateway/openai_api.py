@@ -103,7 +103,7 @@ class OpenAIController(Controller):
     """/v1: the OpenAI-compatible doors onto the council log."""
 
     path = "/v1"
-    tags = ("OpenAI-compatible",)
+    include_in_schema = False  # OpenAI's API, in OpenAI's shapes (errors too): its reference is OpenAI's
     exception_handlers = {Problem: _problem, ValidationException: _http, HTTPException: _http}  # noqa: RUF012
 
     @get("/models", summary="The councils, as OpenAI models")

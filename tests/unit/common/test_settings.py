@@ -44,3 +44,37 @@ def test_a_health_port_from_the_env_that_is_not_a_number_is_refused(raw: str) ->
 def test_bad_runner_settings_name_the_field(tmp_path: Path, table: str, field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         load_settings(with_runner(tmp_path, table))
+
+
+def with_presets(tmp_path: Path, tables: str) -> dict[str, str]:
+    base = (Path(__file__).resolve().parents[3] / "services" / "common" / "simulated.toml").read_text()
+    base = base[: base.index("[presets.fast]")] + base[base.index("# A human reading pace") :]
+    path = tmp_path / "council.toml"
+    path.write_text(base + "\n" + tables + "\n")
+    return {"COUNCIL_CONFIG": str(path)}
+
+
+def test_the_built_in_catalogues_offer_a_fast_and_a_deep_preset() -> None:
+    for env in ({}, {"OPENROUTER_API_KEY": "k"}):
+        settings = load_settings(env)
+        assert set(settings.presets) == {"fast", "deep"}
+        ids = {m.id for m in settings.models}
+        fast = settings.presets["fast"]
+        assert fast.members is not None and set(fast.members) <= ids and fast.chairman in ids
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ('[presets."Fast One"]\ndescription = "x"', 'presets.Fast One'),
+        ('[presets.duo]\nmembers = ["simulated/nobody"]', "presets.duo.members"),
+        ("[presets.duo]\nmembers = []", "presets.duo.members"),
+        ('[presets.duo]\nchairman = "simulated/nobody"', "presets.duo.chairman"),
+        ("[presets.duo]\nmax_tokens = 0", "presets.duo.max_tokens"),
+        ("[presets.duo]\ntemperature = 3.0", "presets.duo.temperature"),
+        ("[presets.duo]\nquorum = 2", "quorum"),
+    ],
+)
+def test_bad_presets_name_the_field(tmp_path: Path, table: str, field: str) -> None:
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_settings(with_presets(tmp_path, table))
