@@ -73,6 +73,7 @@ def _query_schema(settings: Settings) -> dict[str, Any]:
             "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
             "stream_tokens": {"type": "boolean"},
             "format": {"enum": ["json", "markdown", "text", None]},
+            "preset": {"enum": [*sorted(settings.presets), None]},
         },
     }
 

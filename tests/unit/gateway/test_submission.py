@@ -173,3 +173,17 @@ def test_values_at_the_limits_are_accepted(fields: dict[str, object]) -> None:
 
 def test_the_prompt_is_kept_as_sent() -> None:
     assert submit(body(prompt="  spaced out  ")).prompt == "  spaced out  "
+
+
+def test_a_preset_sets_the_panel_and_the_fields_given_override_it() -> None:
+    fast = settings().presets["fast"]
+    data = submit(body(preset="fast"))
+    assert data.members == fast.members and data.chairman == fast.chairman and data.max_tokens == fast.max_tokens
+    assert data.temperature == settings().council.temperature  # the preset leaves it to the council
+    chosen = submit(body(preset="fast", chairman="simulated/sage", max_tokens=99))
+    assert chosen.members == fast.members and chosen.chairman == "simulated/sage" and chosen.max_tokens == 99
+
+
+def test_an_unknown_preset_is_a_422_that_lists_the_ones_there_are() -> None:
+    problem = problem_of(body(preset="turbo"))
+    assert problem.status == 422 and "'turbo'" in problem.detail and "deep, fast" in problem.detail
