@@ -19,6 +19,7 @@ import anyio
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Stream
+from nats.errors import Error as NatsError
 
 from council.gateway.catalogue import presets
 from council.gateway.completions import MODEL, ChairText, chunk, completion, completion_info, completion_usage
@@ -51,7 +52,12 @@ log = logging.getLogger("council.gateway")
 
 STARTED = int(time.time())  # the models' `created`: they exist since the gateway read its catalogue
 DONE = b"data: [DONE]\n\n"
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "invalid_request_error", 409: "conflict_error", 422: "invalid_request_error", 429: "rate_limit_error"}
+ERROR_TYPES = {  # OpenAI's error types by status; any other 4xx is an invalid request, a 5xx a server error
+    401: "authentication_error",
+    403: "permission_error",
+    409: "conflict_error",
+    429: "rate_limit_error",
+}
 
 
 def _error(status: int, message: str, *, code: str | None, param: str | None = None) -> Response[ErrorBody]:
@@ -70,6 +76,11 @@ def _problem(_: Request[Any, Any, Any], exc: Problem) -> Response[ErrorBody]:
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     detail = exc.detail or "Error"
     return _error(exc.status_code, detail, code=None)
+
+
+def _log_unavailable(_: Request[Any, Any, Any], exc: NatsError | TimeoutError) -> Response[ErrorBody]:
+    log.warning("NATS unavailable on /v1: %s", type(exc).__name__)
+    return _error(503, "the council log (NATS) is not reachable; try again", code="log_unavailable")
 
 
 def _stopped(result: CouncilFailed | CouncilCancelled) -> tuple[str, str]:
@@ -104,7 +115,13 @@ class OpenAIController(Controller):
 
     path = "/v1"
     include_in_schema = False  # OpenAI's API, in OpenAI's shapes (errors too): its reference is OpenAI's
-    exception_handlers = {Problem: _problem, ValidationException: _http, HTTPException: _http}  # noqa: RUF012
+    exception_handlers = {  # noqa: RUF012
+        Problem: _problem,
+        ValidationException: _http,
+        HTTPException: _http,
+        NatsError: _log_unavailable,
+        TimeoutError: _log_unavailable,
+    }
 
     @get("/models", summary="The councils, as OpenAI models")
     async def list_models(self, gateway: Gateway) -> ModelList:
@@ -173,8 +190,9 @@ async def _chunks(
                     message=report.message,
                 )
                 yield _data(make(delta=Delta(), council=info))
-            if isinstance(event, ModelDelta) and event.data.stage == 3 and (text := chair.add(event.data.model, event.data.attempt, event.data.text)):
-                yield _data(make(delta=Delta(content=text)))
+            if isinstance(event, ModelDelta) and event.data.stage == 3:
+                if text := chair.add(event.data.model, event.data.attempt, event.data.text):
+                    yield _data(make(delta=Delta(content=text)))
             elif isinstance(event, CouncilCompleted):
                 ended = True
                 result = event.data.result

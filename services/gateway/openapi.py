@@ -14,6 +14,7 @@ import msgspec
 
 from council.common.settings import MAX_TOKENS_LIMIT, Settings
 from council.gateway.problems import PROBLEM_JSON, ProblemBody
+from council.gateway.sessions import MAX_ROUNDS
 from council.schemas.api import CouncilStatus, SessionView, SkipRequest
 from council.schemas.ids import COUNCIL_ID_PATTERN, SESSION_ID_PATTERN
 from council.schemas.result import CouncilResult
@@ -79,19 +80,19 @@ def _query_schema(settings: Settings) -> dict[str, Any]:
 
 
 def _session_schema(settings: Settings) -> dict[str, Any]:
-    """SessionRequest as this gateway accepts it (group mode is not available yet)."""
+    """SessionRequest as this gateway accepts it: a council session, or a group one with its passes."""
     panel = _query_schema(settings)["properties"]
-    return {
-        "type": "object",
-        "properties": {
-            "mission": {"type": ["string", "null"], "maxLength": settings.council.max_prompt_chars},
-            "members": panel["models"],
-            "chairman": panel["chairman"],
-            "mode": {"enum": ["council"]},
-            "max_tokens": panel["max_tokens"],
-            "temperature": panel["temperature"],
-        },
+    common = {
+        "mission": {"type": ["string", "null"], "maxLength": settings.council.max_prompt_chars},
+        "members": panel["models"],
+        "chairman": {"enum": [*panel["chairman"]["enum"], ""]},  # "": the default (council), none (group)
+        "max_tokens": panel["max_tokens"],
+        "temperature": panel["temperature"],
     }
+    council = {"type": "object", "properties": {**common, "mode": {"const": "council"}, "rounds": {"type": "null"}}}
+    rounds = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ROUNDS}
+    group = {"type": "object", "required": ["mode"], "properties": {**common, "mode": {"const": "group"}, "rounds": rounds}}
+    return {"anyOf": [council, group]}
 
 
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
