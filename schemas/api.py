@@ -103,6 +103,7 @@ class CouncilSummary(msgspec.Struct, frozen=True, kw_only=True):
     members: list[str]
     created_at: str
     updated_at: str
+    tenant: str = ""  # whose council it is ("" when auth is off)
 
 
 PROMPT_PREVIEW_CHARS = 280
@@ -278,6 +279,7 @@ class SessionSummary(msgspec.Struct, frozen=True, kw_only=True):
     last_question: str | None  # its first PROMPT_PREVIEW_CHARS characters
     created_at: str
     updated_at: str
+    tenant: str = ""  # whose session it is ("" when auth is off)
 
 
 class SessionList(msgspec.Struct, frozen=True, kw_only=True):

@@ -101,6 +101,8 @@ class CouncilSubmittedData(msgspec.Struct, frozen=True, kw_only=True):
     # the passes before; a chairman, if any, then closes it with a summary (stage rounds + 1).
     mode: SessionMode = "council"
     rounds: int = 0
+    # Whose council it is: the tenant of the API key that submitted it; "" when auth is off.
+    tenant: str = ""
 
 
 class CouncilStartedData(msgspec.Struct, frozen=True, kw_only=True):
@@ -225,6 +227,7 @@ class SessionCreatedData(msgspec.Struct, frozen=True, kw_only=True):
     max_tokens: int
     temperature: float
     rounds: int = 0  # group mode: passes per turn
+    tenant: str = ""  # whose session it is ("" when auth is off)
 
 
 class SessionDeletedData(msgspec.Struct, frozen=True, kw_only=True):

@@ -558,6 +558,7 @@ async def record_in_history(js: JetStreamContext, state: CouncilState) -> None:
         members=list(state.members),
         created_at=state.created_at,
         updated_at=state.updated_at or state.created_at,
+        tenant=state.tenant,
     )
     await js.publish(index_subject(position), encode(summary), stream=INDEX_STREAM)
     await js.publish(index_day_marker(position), b"", stream=INDEX_STREAM)

@@ -54,6 +54,7 @@ def _summary(state: SessionState) -> SessionSummary:
         last_question=last,
         created_at=state.created_at,
         updated_at=state.updated_at,
+        tenant=state.tenant,
     )
 
 

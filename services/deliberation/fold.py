@@ -71,6 +71,7 @@ def _submitted(state: CouncilState, e: CouncilSubmitted) -> CouncilState:
         temperature=d.temperature,
         stream_tokens=d.stream_tokens,
         created_at=e.ts,
+        tenant=d.tenant,
     )
 
 

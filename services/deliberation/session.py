@@ -59,6 +59,7 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     created_at: str
     updated_at: str
     rounds: int = 0  # group mode: discussion passes per turn
+    tenant: str = ""  # whose session it is ("" when auth is off)
     deleted: bool = False
     turns: tuple[TurnState, ...] = ()
 
@@ -79,6 +80,7 @@ def _created(session_id: str, e: SessionCreated) -> SessionState:
         max_tokens=d.max_tokens,
         temperature=d.temperature,
         rounds=d.rounds,
+        tenant=d.tenant,
         created_at=e.ts,
         updated_at=e.ts,
     )

@@ -91,6 +91,7 @@ class CouncilState(msgspec.Struct, frozen=True, kw_only=True):
     stream_tokens: bool = True
     created_at: str = ""
     updated_at: str = ""
+    tenant: str = ""  # whose council it is ("" when auth is off)
     started: bool = False
     stage: int = 0  # the stage under way (0 before stage 1 starts)
     stages: dict[int, StageState] = {}
