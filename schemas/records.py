@@ -1,10 +1,10 @@
-"""Records the services persist in KV buckets: snapshots, leases, idempotency keys."""
+"""Records the services persist in KV buckets: snapshots, leases, idempotency keys, API keys, rate buckets."""
 
 from __future__ import annotations
 
 import msgspec
 
-__all__ = ["IdempotencyRecord", "LeaseRecord", "SnapshotRecord"]
+__all__ = ["ApiKeyRecord", "IdempotencyRecord", "LeaseRecord", "RateRecord", "SnapshotRecord"]
 
 
 class SnapshotRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,3 +36,25 @@ class IdempotencyRecord(msgspec.Struct, frozen=True):
 
     council_id: str
     body_hash: str
+
+
+class ApiKeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An API key (``COUNCIL_KEYS``, keyed by its id): whose it is, and the hash of its secret.
+
+    The secret itself is shown once, when the key is created, and never stored.
+    """
+
+    id: str
+    tenant: str
+    label: str = ""
+    admin: bool = False  # reads every tenant's councils and sessions
+    secret_sha256: str
+    created_at: str
+    revoked_at: str | None = None
+
+
+class RateRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant's submission token bucket (``COUNCIL_LIMITS``): tokens left as of ``at`` (unix seconds)."""
+
+    tokens: float
+    at: float

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from council.schemas.ids import is_council_id, is_session_id, member_token, slug, turn_of
@@ -15,12 +16,16 @@ __all__ = [
     "INDEX_STREAM",
     "JOBS_ROOT",
     "JOBS_STREAM",
+    "KEYS_BUCKET",
     "LEASE_ROOT",
     "LEASE_STREAM",
+    "LIMITS_BUCKET",
     "LOG_ROOT",
     "LOG_STREAM",
     "ORCHESTRATOR_LEASE",
     "SESSIONS_INDEX_ROOT",
+    "SPEND_ROOT",
+    "SPEND_STREAM",
     "VIEWS_BUCKET",
     "active_subject",
     "council_filter",
@@ -33,11 +38,17 @@ __all__ = [
     "job_subject",
     "log_filters_for_type",
     "pool_filter",
+    "rate_key",
+    "running_filter",
+    "running_marks_of",
+    "running_subject",
     "session_event_subject",
     "session_filter",
     "session_index_subject",
     "session_outline_filters",
     "session_position",
+    "spend_subject",
+    "tenant_token",
 ]
 
 LOG_STREAM = "COUNCIL"
@@ -46,6 +57,8 @@ JOBS_STREAM = "COUNCIL_JOBS"
 JOBS_ROOT = "council.jobs"
 VIEWS_BUCKET = "COUNCIL_VIEWS"
 IDEMPOTENCY_BUCKET = "COUNCIL_IDEMPOTENCY"
+KEYS_BUCKET = "COUNCIL_KEYS"  # API keys by id (a hash of the secret, never the secret)
+LIMITS_BUCKET = "COUNCIL_LIMITS"  # per-tenant submission token buckets
 # The index of running councils: one message per council under way, purged when it ends, and
 # one marker on the root itself once the index is known to hold every running council.
 ACTIVE_STREAM = "COUNCIL_ACTIVE"
@@ -58,6 +71,8 @@ INDEX_STREAM = "COUNCIL_INDEX"
 INDEX_ROOT = "council.index"
 SESSIONS_INDEX_ROOT = f"{INDEX_ROOT}.sessions"  # one summary per session, also in COUNCIL_INDEX
 _CREATED_AT = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})Z$")
+SPEND_STREAM = "COUNCIL_SPEND"  # what each council has cost so far, by tenant and day (latest per council)
+SPEND_ROOT = "council.spend"
 # Leases, one subject each, written with a per-message time-to-live (nats-server 2.11+).
 LEASE_STREAM = "COUNCIL_LEASE"
 LEASE_ROOT = "council.lease"
@@ -165,3 +180,34 @@ def index_day_filter(day: str) -> str:
     if not (len(day) == 8 and day.isdigit()):
         raise ValueError(f"not a day: {day!r}")
     return f"{INDEX_ROOT}.{day}.*.*"
+
+
+def tenant_token(tenant: str) -> str:
+    """A tenant's name as a subject token: a digest, so that no name ever shapes a subject."""
+    return hashlib.sha256(tenant.encode()).hexdigest()[:24]
+
+
+def running_subject(tenant: str, council_id: str) -> str:
+    """The tenant's marker of one accepted, unfinished council (in the index of running councils)."""
+    return f"{ACTIVE_ROOT}.tenants.{tenant_token(tenant)}.{_checked(council_id)}"
+
+
+def running_filter(tenant: str) -> str:
+    return f"{ACTIVE_ROOT}.tenants.{tenant_token(tenant)}.*"
+
+
+def running_marks_of(council_id: str) -> str:
+    """The council's running marker, whoever's it is (a wildcard, for a purge)."""
+    return f"{ACTIVE_ROOT}.tenants.*.{_checked(council_id)}"
+
+
+def spend_subject(tenant: str, day: str, council_id: str) -> str:
+    """Where the cost of one council is kept, under its tenant and UTC day (``YYYYMMDD``)."""
+    if not (len(day) == 8 and day.isdigit()):
+        raise ValueError(f"not a day: {day!r}")
+    return f"{SPEND_ROOT}.{tenant_token(tenant)}.{day}.{_checked(council_id)}"
+
+
+def rate_key(tenant: str) -> str:
+    """The tenant's submission token bucket in ``LIMITS_BUCKET``."""
+    return f"rate.{tenant_token(tenant)}"

@@ -7,10 +7,12 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from council.common.jetstream import Topology, close_quietly, connect, ensure_topology
+from council.common.keys import create_key, list_keys, revoke_key
 from council.common.settings import Settings
+from council.deliberation.clock import iso, utcnow
 from council.model_runner.providers import build_provider
 from council.model_runner.worker import Runner, RunnerStalled
 from council.orchestrator.service import Orchestrator
@@ -18,6 +20,8 @@ from council.orchestrator.service import Orchestrator
 __all__ = [
     "STALLED_EXIT_CODE",
     "configure_logging",
+    "count_keys",
+    "manage_keys",
     "run",
     "run_mcp_stdio",
     "run_orchestrator",
@@ -27,6 +31,8 @@ __all__ = [
 
 STALLED_EXIT_CODE = 3  # a runner that could not pull any more: whatever supervises it starts a fresh one
 log = logging.getLogger("council")
+T = TypeVar("T")
+KEYS_CONNECT_S = 60.0  # how long `council gateway` and `council keys` wait for NATS
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -39,15 +45,14 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def run(main: Coroutine[Any, Any, None]) -> None:
+def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on uvloop where it is installed (as uvicorn does for the gateway)."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(main)
-        return
+        return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
+        return runner.run(main)
 
 
 async def run_service(
@@ -71,6 +76,46 @@ async def run_orchestrator(settings: Settings) -> None:
         await Orchestrator(topology, settings).run(stop)
 
     await run_service(settings, "orchestrator", body)
+
+
+async def _topology_for(settings: Settings, name: str) -> Topology:
+    nc = await asyncio.wait_for(connect(settings.nats_url, f"council-{name}"), KEYS_CONNECT_S)
+    try:
+        return await ensure_topology(nc, settings.replicas, storage=settings.storage, deadline_s=KEYS_CONNECT_S)
+    except BaseException:
+        await close_quietly(nc)
+        raise
+
+
+async def count_keys(settings: Settings) -> int:
+    """How many API keys exist (revoked ones included): the gateway's check before it listens widely."""
+    topology = await _topology_for(settings, "gateway-check")
+    try:
+        return len(await list_keys(topology.keys))
+    finally:
+        await close_quietly(topology.nc)
+
+
+async def manage_keys(settings: Settings, command: str, options: dict[str, Any]) -> list[str]:
+    """``council keys create | list | revoke``: the lines to print."""
+    topology = await _topology_for(settings, "keys")
+    now = iso(utcnow())
+    try:
+        if command == "create":
+            record, key = await create_key(topology.keys, options["tenant"], options["label"], now, admin=options["admin"])
+            kind = "an admin key" if record.admin else "a key"
+            return [key, f"# {kind} of tenant {record.tenant!r}, id {record.id}: shown only now, store it safely"]
+        if command == "revoke":
+            record = await revoke_key(topology.keys, options["key_id"], now)
+            return [f"revoked {record.id} (tenant {record.tenant!r}) at {record.revoked_at}"]
+        rows = [f"{'id':<12}  {'tenant':<20}  {'admin':<5}  {'created':<24}  {'revoked':<24}  label"]
+        rows += [
+            f"{r.id:<12}  {r.tenant:<20}  {'yes' if r.admin else '':<5}  {r.created_at:<24}  {r.revoked_at or '':<24}  {r.label}"
+            for r in await list_keys(topology.keys)
+        ]
+        return rows
+    finally:
+        await close_quietly(topology.nc)
 
 
 async def run_mcp_stdio(settings: Settings) -> None:

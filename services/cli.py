@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from council.common.settings import ConfigError, Settings, load_settings
+from council.common.settings import REQUIRE_AUTH_ENV, ConfigError, Settings, load_settings
 
 __all__ = ["main"]
 
@@ -40,13 +41,32 @@ def service_command(*args: str) -> list[str]:
 # ---- services -------------------------------------------------------------------------------
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from council.bootstrap import configure_logging
+    from council.bootstrap import configure_logging, count_keys, run
 
     configure_logging()
-    _settings()  # fail fast, with the field named, before uvicorn starts workers
+    settings = _settings()  # fail fast, with the field named, before uvicorn starts workers
+    if not _loopback(args.host) and not args.insecure_no_auth:
+        if not run(count_keys(settings)):
+            print(
+                f"council: refusing to listen on {args.host} with no API keys: anyone who can reach it could "
+                "start paid councils and read every one. Create a key first (council keys create --tenant NAME) "
+                "or pass --insecure-no-auth.",
+                file=sys.stderr,
+            )
+            return 2
+        os.environ[REQUIRE_AUTH_ENV] = "1"  # for every worker: no request without a key, whatever happens to the keys
     uvicorn.run(
         "council.gateway.asgi:app_factory",
         factory=True,
@@ -57,6 +77,19 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
         http="council.gateway.protocol:ProblemHttpProtocol",  # its own 400s as problem+json too
     )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from council.bootstrap import configure_logging, manage_keys, run
+
+    configure_logging("WARNING")
+    try:
+        output = run(manage_keys(_settings(), args.keys_command, vars(args)))
+    except ValueError as exc:  # what the key store said cannot be done
+        print(f"council: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(output))
     return 0
 
 
@@ -98,6 +131,17 @@ def default_runners() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _auth_state(url: str) -> str:
+    """What the running gateway says about auth: whether a request without a key gets in."""
+    try:
+        status = httpx.get(f"{url}/api/config", timeout=5).status_code
+    except httpx.HTTPError:
+        return "unknown (the gateway did not answer)"
+    if status == 401:
+        return "on: send an API key (Authorization: Bearer <key>)"
+    return "off (no API keys exist; `council keys create --tenant NAME` turns it on)"
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from council.common.embedded import EmbeddedNats, StoreInUse, exit_with_parent
 
@@ -128,7 +172,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             env["NATS_URL"] = nats.url
         me = service_command()
         commands = [
-            [*me, "gateway", "--host", args.host, "--port", str(args.port)],
+            [*me, "gateway", "--host", args.host, "--port", str(args.port), *(["--insecure-no-auth"] if args.insecure_no_auth else [])],
             [*me, "orchestrator"],
             *([*me, "runner"] for _ in range(args.runners or default_runners())),
         ]
@@ -141,6 +185,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         else:
             mode = "simulated models (no provider keys set)" if "simulated" in settings.source else settings.source
             print(f"\ncouncil is up at {url}  (NATS {env['NATS_URL']}, {mode})")
+            print(f"  auth: {_auth_state(url)}")
             print(f"  open {url}/ in a browser to ask and watch a council")
             print(
                 f'  try: curl -X POST {url}/api/v1/council/query -d \'{{"prompt": "What is the best way to learn Rust?"}}\''
@@ -209,13 +254,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--runners", type=int, default=None, help="model runner processes (default: one per core, at most 4)"
     )
     up.add_argument("--nats-port", type=int, default=None, help="embedded NATS port (default: a free one)")
+    up.add_argument(
+        "--insecure-no-auth", action="store_true", help="with --host beyond loopback: serve although no API key exists"
+    )
     up.set_defaults(func=cmd_up)
 
     gw = sub.add_parser("gateway", help="run the HTTP gateway against NATS_URL")
     gw.add_argument("--host", default="127.0.0.1")
     gw.add_argument("--port", type=int, default=8000)
     gw.add_argument("--workers", type=int, default=1)
+    gw.add_argument(
+        "--insecure-no-auth", action="store_true", help="listen beyond loopback although no API key exists (auth off)"
+    )
     gw.set_defaults(func=cmd_gateway)
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys (against NATS_URL)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="a new key for a tenant, shown once")
+    create.add_argument("--tenant", required=True, help="whose councils it starts and reads (a-z, 0-9, -)")
+    create.add_argument("--label", default="", help="what the key is for, shown by keys list")
+    create.add_argument("--admin", action="store_true", help="the key reads every tenant's councils and sessions")
+    create.set_defaults(func=cmd_keys)
+    keys_sub.add_parser("list", help="every key: id, tenant, label, created, revoked").set_defaults(func=cmd_keys)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id; every gateway stops taking it at once")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_keys)
 
     sub.add_parser("orchestrator", help="run the orchestrator against NATS_URL").set_defaults(func=cmd_orchestrator)
 

@@ -9,6 +9,7 @@ with CouncilClient("http://127.0.0.1:8000") as client:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -69,10 +70,18 @@ def _raise_for_problem(response: httpx.Response) -> None:
     raise CouncilError(response.status_code, problem.title, problem.detail)
 
 
+API_KEY_ENV = "COUNCIL_API_KEY"
+
+
 class CouncilClient:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str = "http://127.0.0.1:8000", timeout: float = 30.0, api_key: str | None = None
+    ) -> None:
+        """A client of the gateway at ``base_url``; ``api_key`` (default: ``COUNCIL_API_KEY``) once auth is on."""
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> CouncilClient:
         return self

@@ -12,7 +12,7 @@ import logging
 import re
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
@@ -27,9 +27,16 @@ from nats.js.kv import KeyValue
 from council.deliberation.fold import fold
 from council.deliberation.snapshot import snapshot_of, state_of
 from council.deliberation.state import CouncilState
-from council.schemas.api import PROMPT_PREVIEW_CHARS, CouncilSummary
+from council.schemas.api import PROMPT_PREVIEW_CHARS, CouncilSummary, SessionSummary
 from council.schemas.codec import decode_as, decode_event, encode
-from council.schemas.events import TERMINAL_TYPES, AnyEvent, SessionCreated, SessionDeleted, SessionEvent
+from council.schemas.events import (
+    TERMINAL_TYPES,
+    AnyEvent,
+    CouncilSubmitted,
+    SessionCreated,
+    SessionDeleted,
+    SessionEvent,
+)
 from council.schemas.ids import is_council_id
 from council.schemas.records import SnapshotRecord
 from council.schemas.subjects import (
@@ -39,6 +46,7 @@ from council.schemas.subjects import (
     INDEX_ROOT,
     INDEX_STREAM,
     LOG_STREAM,
+    SPEND_STREAM,
     active_subject,
     council_filter,
     event_subject,
@@ -47,7 +55,11 @@ from council.schemas.subjects import (
     index_days_filter,
     index_position,
     index_subject,
+    running_filter,
+    running_marks_of,
+    running_subject,
     session_event_subject,
+    spend_subject,
 )
 
 __all__ = [
@@ -56,6 +68,7 @@ __all__ = [
     "active_councils",
     "append",
     "council_exists",
+    "council_owner",
     "index_is_complete",
     "is_history_position",
     "last_seq_of",
@@ -64,15 +77,19 @@ __all__ = [
     "mark_active",
     "mark_finished",
     "mark_index_complete",
+    "mark_running",
     "open_cursor",
     "read_events",
     "read_log",
+    "read_page",
     "recent_councils",
     "record_in_history",
+    "record_spend",
     "save_snapshot",
     "stream_seq",
     "stream_subjects",
     "terminal_seq",
+    "unmark_running",
 ]
 
 log = logging.getLogger(__name__)
@@ -152,6 +169,18 @@ async def last_seq_of(js: JetStreamContext, council_id: str, event_type: str) ->
 
 async def council_exists(js: JetStreamContext, council_id: str) -> bool:
     return await last_seq_of(js, council_id, "council.submitted") is not None
+
+
+async def council_owner(js: JetStreamContext, views: KeyValue, council_id: str) -> str | None:
+    """The tenant a council belongs to (from its submission, or once that aged out its snapshot),
+    or None for a council the log and the snapshots do not know."""
+    try:
+        raw = await js.get_last_msg(LOG_STREAM, event_subject(council_id, "council.submitted"))
+    except NotFoundError:
+        snapshot = await load_snapshot(views, council_id)
+        return snapshot.tenant if snapshot is not None else None
+    submitted = decode_event(raw.data or b"")
+    return submitted.data.tenant if isinstance(submitted, CouncilSubmitted) else None
 
 
 async def terminal_seq(js: JetStreamContext, views: KeyValue, council_id: str) -> int | None:
@@ -483,8 +512,26 @@ async def mark_active(js: JetStreamContext, council_id: str) -> None:
 
 
 async def mark_finished(js: JetStreamContext, council_id: str) -> None:
-    """Take the council out of the index of running councils."""
+    """Take the council out of the index of running councils (and its tenant's count of them)."""
     await js.purge_stream(ACTIVE_STREAM, subject=active_subject(council_id))
+    await js.purge_stream(ACTIVE_STREAM, subject=running_marks_of(council_id))
+
+
+async def mark_running(js: JetStreamContext, tenant: str, council_id: str) -> int:
+    """Count an accepted council against its tenant's running councils; how many there are now."""
+    await js.publish(running_subject(tenant, council_id), b"", stream=ACTIVE_STREAM)
+    return len(await stream_subjects(js, ACTIVE_STREAM, running_filter(tenant)))
+
+
+async def unmark_running(js: JetStreamContext, tenant: str, council_id: str) -> None:
+    """Take back a count that ``mark_running`` made for a council that was not accepted after all."""
+    await js.purge_stream(ACTIVE_STREAM, subject=running_subject(tenant, council_id))
+
+
+async def record_spend(js: JetStreamContext, state: CouncilState) -> None:
+    """Keep what the council has cost so far under its tenant and day (its latest figure only)."""
+    day = state.created_at[:10].replace("-", "")
+    await js.publish(spend_subject(state.tenant, day, state.council_id), encode(state.spent()), stream=SPEND_STREAM)
 
 
 class _SubjectCounts(msgspec.Struct):
@@ -565,33 +612,66 @@ async def record_in_history(js: JetStreamContext, state: CouncilState) -> None:
 
 
 async def recent_councils(
-    js: JetStreamContext, limit: int, before: str | None = None
+    js: JetStreamContext, limit: int, before: str | None = None, visible: Callable[[str], bool] = lambda tenant: True
 ) -> tuple[list[CouncilSummary], str | None]:
-    """Up to ``limit`` councils newest first (older than position ``before``), and the next page's position."""
+    """Up to ``limit`` councils newest first (older than position ``before``) of the tenants
+    ``visible`` accepts, and the next page's position."""
     prefix = f"{INDEX_ROOT}."
     days = sorted(
         (name.rsplit(".", 1)[1] for name in await stream_subjects(js, INDEX_STREAM, index_days_filter())), reverse=True
     )
     if before is not None:
         days = [day for day in days if day <= before[:8]]
-    picked: list[str] = []
-    for day in days:
-        positions = sorted(
-            (name.removeprefix(prefix) for name in await stream_subjects(js, INDEX_STREAM, index_day_filter(day))),
-            reverse=True,
-        )
-        picked += [p for p in positions if before is None or p < before][: limit + 1 - len(picked)]
-        if len(picked) > limit:
-            break
-    shown = picked[:limit]
-    messages = await asyncio.gather(
-        *(js.get_last_msg(INDEX_STREAM, index_subject(p)) for p in shown), return_exceptions=True
-    )
-    summaries = []
-    for message in messages:
-        if isinstance(message, NotFoundError):
-            continue  # aged out between the listing and the read
-        if isinstance(message, BaseException):
-            raise message
-        summaries.append(decode_as(message.data or b"", CouncilSummary))
-    return summaries, (shown[-1] if len(picked) > limit else None)
+
+    async def positions() -> AsyncIterator[str]:
+        for day in days:
+            names = await stream_subjects(js, INDEX_STREAM, index_day_filter(day))
+            for position in sorted((name.removeprefix(prefix) for name in names), reverse=True):
+                if before is None or position < before:
+                    yield position
+
+    return await read_page(js, positions(), index_subject, CouncilSummary, limit, visible)
+
+
+S = TypeVar("S", CouncilSummary, SessionSummary)
+
+
+async def read_page(
+    js: JetStreamContext,
+    positions: AsyncIterator[str],
+    subject_of: Callable[[str], str],
+    kind: type[S],
+    limit: int,
+    visible: Callable[[str], bool],
+) -> tuple[list[S], str | None]:
+    """The summaries at ``positions`` (newest first) whose tenant is ``visible``, up to ``limit``,
+    and the position to go on from when there are more; read in batches of direct gets."""
+    shown: list[S] = []
+    last: str | None = None
+
+    async def take(batch: list[str]) -> bool:
+        """Add the batch's visible summaries to ``shown``; whether one more than ``limit`` is there."""
+        nonlocal last
+        messages = await asyncio.gather(*(js.get_last_msg(INDEX_STREAM, subject_of(p)) for p in batch), return_exceptions=True)
+        for position, message in zip(batch, messages, strict=True):
+            if isinstance(message, NotFoundError):
+                continue  # aged out (or deleted) between the listing and the read
+            if isinstance(message, BaseException):
+                raise message
+            summary = decode_as(message.data or b"", kind)
+            if not visible(summary.tenant):
+                continue
+            if len(shown) == limit:
+                return True
+            shown.append(summary)
+            last = position
+        return False
+
+    batch: list[str] = []
+    async for position in positions:
+        batch.append(position)
+        if len(batch) > limit:
+            if await take(batch):
+                return shown, last
+            batch = []
+    return (shown, last) if batch and await take(batch) else (shown, None)

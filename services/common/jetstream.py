@@ -46,10 +46,14 @@ from council.schemas.subjects import (
     INDEX_STREAM,
     JOBS_ROOT,
     JOBS_STREAM,
+    KEYS_BUCKET,
     LEASE_ROOT,
     LEASE_STREAM,
+    LIMITS_BUCKET,
     LOG_ROOT,
     LOG_STREAM,
+    SPEND_ROOT,
+    SPEND_STREAM,
     VIEWS_BUCKET,
 )
 
@@ -67,6 +71,7 @@ __all__ = [
     "jobs_stream_config",
     "lease_stream_config",
     "log_stream_config",
+    "spend_stream_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,8 @@ DUPLICATE_WINDOW_S = 15 * 60.0
 LOG_MAX_AGE_S = 30 * 24 * 3600.0
 JOBS_MAX_AGE_S = 24 * 3600.0  # a job outlives its council's stage deadlines by far; one this old serves nobody
 IDEMPOTENCY_TTL_S = 24 * 3600.0
+SPEND_KEPT_S = 3 * 24 * 3600.0  # a day's spend is added up while it lasts, and a little after
+LIMITS_TTL_S = 24 * 3600.0  # a token bucket untouched this long is full again anyway
 STARTUP_DEADLINE_S = 120.0  # a cluster forming after a full restart elects its leaders well within this
 
 T = TypeVar("T")
@@ -131,11 +138,15 @@ class Backoff:
 class Topology:
     """Handles to the JetStream resources a service uses."""
 
-    def __init__(self, nc: Client, js: JetStreamContext, views: KeyValue, idempotency: KeyValue) -> None:
+    def __init__(
+        self, nc: Client, js: JetStreamContext, views: KeyValue, idempotency: KeyValue, keys: KeyValue, limits: KeyValue
+    ) -> None:
         self.nc = nc
         self.js = js
         self.views = views
         self.idempotency = idempotency
+        self.keys = keys  # API keys
+        self.limits = limits  # per-tenant token buckets
 
 
 def log_stream_config(replicas: int, max_bytes: int = StorageSettings().log_max_bytes) -> StreamConfig:
@@ -191,6 +202,20 @@ def index_stream_config(replicas: int, max_age_days: float = StorageSettings().s
         num_replicas=replicas,
         max_msgs_per_subject=1,
         max_age=max_age_days * 24 * 3600,
+    )
+
+
+def spend_stream_config(replicas: int) -> StreamConfig:
+    """What each council has cost so far, by tenant and day: the daily spend limits add it up."""
+    return StreamConfig(
+        name=SPEND_STREAM,
+        description="each council's cost so far (latest per council), by tenant and day; spend limits read it",
+        subjects=[f"{SPEND_ROOT}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        max_msgs_per_subject=1,
+        max_age=SPEND_KEPT_S,
     )
 
 
@@ -291,6 +316,7 @@ async def _ensure_all(nc: Client, replicas: int, storage: StorageSettings) -> To
     await _ensure_stream(js, active_stream_config(replicas))
     await _ensure_stream(js, lease_stream_config(replicas))
     await _ensure_stream(js, index_stream_config(replicas, storage.snapshot_max_age_days))
+    await _ensure_stream(js, spend_stream_config(replicas))
     views = await _ensure_kv(
         js,
         KeyValueConfig(
@@ -307,7 +333,11 @@ async def _ensure_all(nc: Client, replicas: int, storage: StorageSettings) -> To
             bucket=IDEMPOTENCY_BUCKET, history=1, ttl=IDEMPOTENCY_TTL_S, storage=StorageType.FILE, replicas=replicas
         ),
     )
-    return Topology(nc, js, views, idempotency)
+    keys = await _ensure_kv(js, KeyValueConfig(bucket=KEYS_BUCKET, history=1, storage=StorageType.FILE, replicas=replicas))
+    limits = await _ensure_kv(
+        js, KeyValueConfig(bucket=LIMITS_BUCKET, history=1, ttl=LIMITS_TTL_S, storage=StorageType.FILE, replicas=replicas)
+    )
+    return Topology(nc, js, views, idempotency, keys, limits)
 
 
 async def close_quietly(nc: Client) -> None:

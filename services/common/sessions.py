@@ -8,16 +8,15 @@ gateway when a session is created or gets a message, purged when it is deleted.
 
 from __future__ import annotations
 
-import asyncio
 import re
+from collections.abc import AsyncIterator, Callable
 
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 
-from council.common.eventlog import read_log, stream_subjects
+from council.common.eventlog import read_log, read_page, stream_subjects
 from council.deliberation.session import SessionState, fold_session
 from council.schemas.api import PROMPT_PREVIEW_CHARS, SessionSummary
-from council.schemas.codec import decode_as, decode_outline_event, encode
+from council.schemas.codec import decode_outline_event, encode
 from council.schemas.subjects import (
     INDEX_STREAM,
     SESSIONS_INDEX_ROOT,
@@ -71,23 +70,16 @@ async def forget_session(js: JetStreamContext, state: SessionState) -> None:
 
 
 async def recent_sessions(
-    js: JetStreamContext, limit: int, before: str | None = None
+    js: JetStreamContext, limit: int, before: str | None = None, visible: Callable[[str], bool] = lambda tenant: True
 ) -> tuple[list[SessionSummary], str | None]:
-    """Up to ``limit`` sessions newest first (older than position ``before``), and the next page's position."""
+    """Up to ``limit`` sessions newest first (older than position ``before``) of the tenants
+    ``visible`` accepts, and the next page's position."""
     prefix = f"{SESSIONS_INDEX_ROOT}."
-    positions = sorted(
-        (name.removeprefix(prefix) for name in await stream_subjects(js, INDEX_STREAM, f"{prefix}>")), reverse=True
-    )
-    picked = [p for p in positions if before is None or p < before][: limit + 1]
-    shown = picked[:limit]
-    messages = await asyncio.gather(
-        *(js.get_last_msg(INDEX_STREAM, session_index_subject(p)) for p in shown), return_exceptions=True
-    )
-    summaries = []
-    for message in messages:
-        if isinstance(message, NotFoundError):
-            continue  # deleted between the listing and the read
-        if isinstance(message, BaseException):
-            raise message
-        summaries.append(decode_as(message.data or b"", SessionSummary))
-    return summaries, (shown[-1] if len(picked) > limit else None)
+    names = await stream_subjects(js, INDEX_STREAM, f"{prefix}>")
+
+    async def positions() -> AsyncIterator[str]:
+        for position in sorted((name.removeprefix(prefix) for name in names), reverse=True):
+            if before is None or position < before:
+                yield position
+
+    return await read_page(js, positions(), session_index_subject, SessionSummary, limit, visible)

@@ -22,19 +22,23 @@ from council.schemas.ids import slug
 __all__ = [
     "HEALTH_PORT_ENV",
     "MAX_TOKENS_LIMIT",
+    "REQUIRE_AUTH_ENV",
     "ConfigError",
     "CouncilDefaults",
+    "LimitsSettings",
     "ModelSpec",
     "Preset",
     "ProviderSpec",
     "RunnerSettings",
     "Settings",
     "StorageSettings",
+    "TenantLimits",
     "load_settings",
 ]
 
 MAX_TOKENS_LIMIT = 32_768  # for the catalogue's default and for every request
 HEALTH_PORT_ENV = "COUNCIL_RUNNER_HEALTH_PORT"  # per process, unlike the shared catalogue
+REQUIRE_AUTH_ENV = "COUNCIL_REQUIRE_AUTH"  # "1": the gateway takes no request without a key
 
 ProviderKind = Literal["simulated", "openai", "anthropic", "gemini"]
 
@@ -163,7 +167,34 @@ class StorageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     snapshot_max_age_days: float = 365.0  # COUNCIL_VIEWS: a snapshot is kept this long after its last write
 
 
+class TenantLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What one tenant may do; 0 means no limit."""
+
+    submissions_per_minute: float = 0.0  # a token bucket: this many a minute on average …
+    burst: int = 0  # … and this many at once (0: one minute's worth)
+    max_running: int = 0  # councils accepted and not yet finished
+    daily_spend_usd: float = 0.0  # the cost of the day's (UTC) councils so far, as the runners report it
+
+
+class LimitsSettings(TenantLimits, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every tenant's limits (``[limits]``), a tenant's own in ``[limits.tenants.<name>]``, and the
+    overload guard that holds for everyone."""
+
+    tenants: dict[str, TenantLimits] = {}
+    # Past this many jobs waiting for a runner, new councils get 503 + Retry-After instead of
+    # being accepted to wait behind them (0: no guard).
+    max_waiting_jobs: int = 10_000
+
+    def of(self, tenant: str) -> TenantLimits:
+        """The limits of ``tenant`` (its own table, or the defaults)."""
+        return self.tenants.get(tenant, self)
+
+
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Refuse every request without a valid API key even while no key exists yet. `council
+    # gateway` sets it (COUNCIL_REQUIRE_AUTH=1) when it listens beyond loopback; auth is on
+    # anyway as soon as one key has been created.
+    require_auth: bool = False
     ping_interval_s: float = 15.0  # `: ping` comments on an idle event stream
     retry_ms: int = 3000  # the `retry:` hint sent to SSE clients
     consumer_inactive_s: float = 30.0  # a crashed gateway's stream consumers vanish after this
@@ -180,6 +211,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     stages: StageSettings = StageSettings()
     orchestrator: OrchestratorSettings = OrchestratorSettings()
     storage: StorageSettings = StorageSettings()
+    limits: LimitsSettings = LimitsSettings()
     nats_url: str = "nats://127.0.0.1:4222"
     replicas: int = 1
     source: str = ""
@@ -239,6 +271,11 @@ def _check(settings: Settings) -> Settings:
         raise ConfigError(f"council.max_tokens: must be between 1 and {MAX_TOKENS_LIMIT}")
     for name, preset in settings.presets.items():
         _check_preset(name, preset, ids)
+    for name, limits in [("limits", settings.limits), *((f"limits.tenants.{t}", v) for t, v in settings.limits.tenants.items())]:
+        if min(limits.submissions_per_minute, limits.burst, limits.max_running, limits.daily_spend_usd) < 0:
+            raise ConfigError(f"{name}: limits must not be negative (0: no limit)")
+    if settings.limits.max_waiting_jobs < 0:
+        raise ConfigError("limits.max_waiting_jobs: must not be negative (0: no guard)")
     return settings
 
 
@@ -309,6 +346,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     data.setdefault("source", source)
     if env.get("NATS_URL"):
         data["nats_url"] = env["NATS_URL"]
+    if env.get(REQUIRE_AUTH_ENV) == "1" and isinstance(gateway := data.setdefault("gateway", {}), dict):
+        gateway["require_auth"] = True
     if env.get(HEALTH_PORT_ENV) and isinstance(runner := data.setdefault("runner", {}), dict):
         runner["health_port"] = _port(env[HEALTH_PORT_ENV])  # not a table: msgspec names the error below
     try:

@@ -105,6 +105,10 @@ class CouncilState(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: str | None = None
     epoch: int = 0  # the latest orchestrator term whose decisions this council has folded
 
+    def spent(self) -> float:
+        """What the council's calls have cost so far, in USD, as the runners reported it."""
+        return round(sum(r.usage.cost_usd for s in self.stages.values() for r in s.runs.values() if r.usage), 8)
+
     @property
     def terminal(self) -> bool:
         return self.status in ("completed", "failed", "cancelled")

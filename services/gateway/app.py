@@ -25,6 +25,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from council.common.eventlog import resume_cursors
 from council.common.jetstream import Backoff, close_quietly, connect, ensure_topology
 from council.common.settings import Settings
+from council.gateway.auth import AuthController, authenticate, principal_of
 from council.gateway.catalogue import CatalogueController
 from council.gateway.compat import GroupChatController
 from council.gateway.context import Gateway, Lifecycle, provide_gateway
@@ -103,8 +104,22 @@ async def _connect(app: Litestar, settings: Settings, lifecycle: Lifecycle) -> N
             log.error("could not ensure the JetStream topology (%s: %s); retrying", type(exc).__name__, exc)
             await asyncio.sleep(backoff.next_delay())
             continue
-        app.state.gateway = Gateway(topology, settings, lifecycle)
-        log.info("gateway connected to NATS")
+        gateway = Gateway(topology, settings, lifecycle)
+        try:
+            await gateway.start()
+        except asyncio.CancelledError:
+            await gateway.close()
+            await close_quietly(nc)
+            raise
+        except Exception as exc:
+            await gateway.close()
+            await close_quietly(nc)
+            log.error("could not follow the API keys and spend (%s: %s); retrying", type(exc).__name__, exc)
+            await asyncio.sleep(backoff.next_delay())
+            continue
+        app.state.gateway = gateway
+        auth = "on" if gateway.keys.enabled else "off (no API keys exist; `council keys create` turns it on)"
+        log.info("gateway connected to NATS; auth %s", auth)
         return
 
 
@@ -138,11 +153,12 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             connecting.cancel()
             await asyncio.gather(connecting, return_exceptions=True)
             if app.state.gateway is not None:
-                await app.state.gateway.feeds.close()
+                await app.state.gateway.close()
                 await close_quietly(app.state.gateway.topology.nc)
 
     app = Litestar(
         route_handlers=[
+            AuthController,
             CouncilController,
             CouncilEventsController,
             CatalogueController,
@@ -156,7 +172,11 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             mcp_endpoint,
             *(extra_routes or ()),
         ],
-        dependencies={"gateway": Provide(provide_gateway, sync_to_thread=False)},
+        dependencies={
+            "gateway": Provide(provide_gateway, sync_to_thread=False),
+            "principal": Provide(principal_of, sync_to_thread=False),
+        },
+        guards=[authenticate],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=options_with_every_method,
         after_request=html_errors_as_problems,

@@ -15,6 +15,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.response import Stream
 
+from council.gateway.auth import Principal
 from council.gateway.context import Gateway
 from council.gateway.events import event_stream
 from council.gateway.problems import Problem
@@ -80,11 +81,13 @@ class GroupChatController(Controller):
         return AvailableModels(models=models, default=list(gateway.settings.council.members))
 
     @post("/chat/sessions/create", status_code=200, summary="GroupChatLLM compatibility: start a session")
-    async def create_session(self, request: Request[Any, Any, Any], gateway: Gateway) -> SessionCreatedAnswer:
+    async def create_session(
+        self, request: Request[Any, Any, Any], gateway: Gateway, principal: Principal
+    ) -> SessionCreatedAnswer:
         """A session of ``selected_models`` (by default the configured council) with ``mission``."""
         raw = await request.body()
         body = parse_body(raw, CreateSession, "a mission and selected_models") if raw.strip() else CreateSession()
-        state = await create(gateway, SessionRequest(mission=body.mission, members=body.selected_models, mode="group"))
+        state = await create(gateway, SessionRequest(mission=body.mission, members=body.selected_models, mode="group"), principal)
         return SessionCreatedAnswer(
             session_id=state.session_id,
             mission=state.mission,
@@ -94,10 +97,12 @@ class GroupChatController(Controller):
         )
 
     @get("/chat/{session_id:str}/stream", summary="GroupChatLLM compatibility: ask and stream the answer (SSE)")
-    async def stream(self, session_id: str, request: Request[Any, Any, Any], gateway: Gateway) -> Stream:
+    async def stream(
+        self, session_id: str, request: Request[Any, Any, Any], gateway: Gateway, principal: Principal
+    ) -> Stream:
         """Post ``message`` to the session and stream its turn's events to the turn's end."""
         message = request.query_params.get("message")
         if message is None:
             raise Problem(400, "missing-message", "Missing message", "pass the question as ?message=…")
-        accepted = await post_turn(gateway, await session_of(gateway, session_id), message, None)
+        accepted = await post_turn(gateway, await session_of(gateway, session_id, principal), message, None, principal)
         return event_stream(gateway, accepted.council_id, 0)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from litestar.datastructures import State
 
-from council.common.eventlog import council_exists, load_snapshot, load_state
+from council.common.eventlog import council_owner, load_state
 from council.common.jetstream import Topology
 from council.common.settings import Settings
 from council.deliberation.clock import utcnow
 from council.deliberation.state import CouncilState
+from council.gateway.admission import Admission, SpendLedger
+from council.gateway.auth import KeyRing, Principal
 from council.gateway.feeds import Feeds
 from council.gateway.problems import Problem
 from council.schemas.ids import is_council_id
 
 __all__ = ["Gateway", "Lifecycle", "provide_gateway"]
+
+KEYS_WAIT_S = 10.0
 
 
 class Lifecycle:
@@ -33,6 +38,9 @@ class Gateway:
         self.settings = settings
         self.lifecycle = lifecycle or Lifecycle()
         self.names = {m.id: m.label for m in settings.models}
+        self.keys = KeyRing(topology.keys, required=settings.gateway.require_auth)
+        self.spend = SpendLedger(topology.js)
+        self.admission = Admission(topology.js, topology.limits, settings.limits, self.spend)
         config = settings.gateway
         self.feeds = Feeds(
             topology.js,
@@ -40,6 +48,19 @@ class Gateway:
             inactive_s=config.consumer_inactive_s,
             ping_s=config.ping_interval_s,
         )
+
+    async def start(self) -> None:
+        """Follow the API keys and the day's spend (in the background)."""
+        self.keys.start()
+        await self.spend.start()
+        async with asyncio.timeout(KEYS_WAIT_S):  # before the first request: auth must not be off by mistake
+            await self.keys.ready()
+
+    async def close(self) -> None:
+        """Stop following; close every shared feed."""
+        await self.keys.close()
+        await self.spend.close()
+        await self.feeds.close()
 
     def now(self) -> datetime:
         """The current time (UTC)."""
@@ -57,32 +78,31 @@ class Gateway:
             )
 
     @staticmethod
-    def _not_found(council_id: str) -> Problem:
+    def not_found(council_id: str) -> Problem:
         return Problem(404, "council-not-found", "Council not found", f"no council {council_id}")
 
-    async def council(self, council_id: str) -> CouncilState:
-        """The council's state, or 400/404."""
+    async def council(self, council_id: str, principal: Principal) -> CouncilState:
+        """The council's state, or 400, or 404 (also when it is another tenant's)."""
         self.check_id(council_id)
         state = await load_state(self.topology.js, self.topology.views, council_id)
-        if state is None:
-            raise self._not_found(council_id)
+        if state is None or not principal.sees(state.tenant):
+            raise self.not_found(council_id)
         return state
 
-    async def unfinished_council(self, council_id: str) -> CouncilState:
+    async def unfinished_council(self, council_id: str, principal: Principal) -> CouncilState:
         """The council's state, or 400/404, or 409 once it has finished."""
-        state = await self.council(council_id)
+        state = await self.council(council_id, principal)
         if state.terminal:
             raise Problem(409, "council-finished", "Council already finished", f"{council_id} is {state.status}")
         return state
 
-    async def ensure_known(self, council_id: str) -> None:
-        """404 unless the log (or, once its events aged out, a snapshot) knows the council."""
+    async def ensure_known(self, council_id: str, principal: Principal) -> None:
+        """404 unless the log (or, once its events aged out, a snapshot) knows the council as one
+        ``principal`` may see."""
         self.check_id(council_id)
-        if (
-            not await council_exists(self.topology.js, council_id)
-            and await load_snapshot(self.topology.views, council_id) is None
-        ):
-            raise self._not_found(council_id)
+        owner = await council_owner(self.topology.js, self.topology.views, council_id)
+        if owner is None or not principal.sees(owner):
+            raise self.not_found(council_id)
 
 
 def provide_gateway(state: State) -> Gateway:

@@ -10,6 +10,7 @@ import logging
 from functools import partial
 from typing import Any
 
+import anyio
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
@@ -17,6 +18,7 @@ from litestar.response import Stream
 
 from council.common.eventlog import append, load_state
 from council.deliberation.clock import iso
+from council.gateway.auth import Principal
 from council.gateway.context import Gateway
 from council.gateway.events import event_stream
 from council.gateway.idempotency import claim_key
@@ -44,7 +46,7 @@ from council.schemas.events import (
 from council.schemas.ids import member_token, new_council_id
 from council.schemas.result import CouncilResult
 
-__all__ = ["CouncilController", "cancel_abandoned_council", "submit_council"]
+__all__ = ["CouncilController", "cancel_abandoned_council", "start_council", "submit_council"]
 
 log = logging.getLogger("council.gateway")
 
@@ -57,9 +59,13 @@ class CouncilController(Controller):
     path = "/api/v1/council"
 
     @post("/query", status_code=202, summary="Start a council deliberation")
-    async def submit(self, request: Request[Any, Any, Any], gateway: Gateway) -> Response[QueryAccepted]:
+    async def submit(
+        self, request: Request[Any, Any, Any], gateway: Gateway, principal: Principal
+    ) -> Response[QueryAccepted]:
         """Append the submission (once per Idempotency-Key) and link where to follow it."""
-        data = validate_query(parse_query(await request.body()), gateway.settings)
+        data = msgspec.structs.replace(
+            validate_query(parse_query(await request.body()), gateway.settings), tenant=principal.tenant
+        )
         key = request.headers.get("idempotency-key")
         if key is None:
             council_id = new_council_id(gateway.now())
@@ -71,9 +77,7 @@ class CouncilController(Controller):
                 if existing is not None:
                     return _accepted(council_id, existing.status, existing.created_at)
         created_at = iso(gateway.now())
-        event = CouncilSubmitted(council_id=council_id, ts=created_at, data=data)
-        await append(gateway.topology.js, event, f"{council_id}:submitted")
-        log.info("accepted %s with %d members", council_id, len(data.members))
+        await start_council(gateway, council_id, data, created_at)
         return _accepted(council_id, "queued", created_at)
 
     @get("/{council_id:str}", summary="A council's status, or its result once completed")
@@ -81,6 +85,7 @@ class CouncilController(Controller):
         self,
         council_id: str,
         gateway: Gateway,
+        principal: Principal,
         format: str = Parameter(default="markdown", description="markdown | text | json"),
     ) -> Response[bytes]:
         """The council's status view while it runs, its result once done, as markdown, text or json."""
@@ -88,7 +93,7 @@ class CouncilController(Controller):
             raise Problem(
                 400, "invalid-format", "Invalid format", f"format must be markdown, text or json, got {format!r}"
             )
-        state = await gateway.council(council_id)
+        state = await gateway.council(council_id, principal)
         if format == "json":
             view: CouncilResult | CouncilStatus = state.result if state.result is not None else status_view(state)
             return Response(encode(view), media_type="application/json")
@@ -97,9 +102,9 @@ class CouncilController(Controller):
         return Response(render_markdown(state, gateway.names).encode(), media_type="text/markdown")
 
     @post("/{council_id:str}/cancel", status_code=202, summary="Cancel a running council")
-    async def cancel(self, council_id: str, gateway: Gateway) -> CancelAccepted:
+    async def cancel(self, council_id: str, gateway: Gateway, principal: Principal) -> CancelAccepted:
         """Append the cancel request, once; the orchestrator winds the council down."""
-        state = await gateway.unfinished_council(council_id)
+        state = await gateway.unfinished_council(council_id, principal)
         if not state.cancel_requested:
             event = CancelRequested(council_id=council_id, ts=iso(gateway.now()), data=CancelRequestedData())
             await append(gateway.topology.js, event, f"{council_id}:cancel_requested")
@@ -110,7 +115,9 @@ class CouncilController(Controller):
         status_code=202,
         summary="Stop waiting for one member in the current stage",
     )
-    async def skip(self, council_id: str, gateway: Gateway, request: Request[Any, Any, Any]) -> SkipAccepted:
+    async def skip(
+        self, council_id: str, gateway: Gateway, principal: Principal, request: Request[Any, Any, Any]
+    ) -> SkipAccepted:
         """Append a skip for a member still working in the current stage, once."""
         try:
             body = decode_as(await request.body(), SkipRequest)
@@ -118,7 +125,7 @@ class CouncilController(Controller):
             raise Problem(
                 400, "invalid-json", "Malformed request body", f'send {{"model": "<member id>"}}: {exc}'
             ) from None
-        state = await gateway.unfinished_council(council_id)
+        state = await gateway.unfinished_council(council_id, principal)
         stage = state.current()
         if stage is None or body.model not in stage.runs:
             raise Problem(
@@ -141,6 +148,7 @@ class CouncilController(Controller):
         self,
         request: Request[Any, Any, Any],
         gateway: Gateway,
+        principal: Principal,
         prompt: str,
         models: str | None = Parameter(default=None, description="comma-separated member ids"),
         chairman: str | None = None,
@@ -161,18 +169,32 @@ class CouncilController(Controller):
             temperature=temperature,
             stream_tokens=stream_tokens,
         )
-        council_id = await submit_council(gateway, validate_query(query, gateway.settings))
+        council_id = await submit_council(gateway, validate_query(query, gateway.settings), principal)
         cancel_abandoned = partial(cancel_abandoned_council, gateway, council_id)
         return event_stream(gateway, council_id, 0, cancel_abandoned if cancel_on_disconnect else None)
 
 
-async def submit_council(gateway: Gateway, data: CouncilSubmittedData) -> str:
-    """Append a new council's submission; its id."""
+async def submit_council(gateway: Gateway, data: CouncilSubmittedData, principal: Principal) -> str:
+    """Start a new council of ``principal``'s tenant (within its limits); its id."""
     council_id = new_council_id(gateway.now())
-    event = CouncilSubmitted(council_id=council_id, ts=iso(gateway.now()), data=data)
-    await append(gateway.topology.js, event, f"{council_id}:submitted")
-    log.info("accepted %s with %d members", council_id, len(data.members))
+    await start_council(gateway, council_id, msgspec.structs.replace(data, tenant=principal.tenant), iso(gateway.now()))
     return council_id
+
+
+async def start_council(gateway: Gateway, council_id: str, data: CouncilSubmittedData, created_at: str) -> bool:
+    """Admit the council (its tenant's limits, the overload guard), then append its submission;
+    False when the council existed already. A failed append takes the admission back (a
+    duplicate keeps it: it is the first one's)."""
+    await gateway.admission.admit(data.tenant, council_id)
+    try:
+        event = CouncilSubmitted(council_id=council_id, ts=created_at, data=data)
+        appended = await append(gateway.topology.js, event, f"{council_id}:submitted")
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await gateway.admission.withdraw(data.tenant, council_id)
+        raise
+    log.info("accepted %s with %d members", council_id, len(data.members))
+    return appended
 
 
 async def cancel_abandoned_council(gateway: Gateway, council_id: str) -> None:

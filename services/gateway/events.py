@@ -14,6 +14,7 @@ from litestar.response import Stream
 
 from council.common.eventlog import terminal_seq
 from council.deliberation.clock import iso
+from council.gateway.auth import Principal
 from council.gateway.context import Gateway
 from council.gateway.problems import Problem
 from council.gateway.streaming import event_frames
@@ -50,6 +51,7 @@ class CouncilEventsController(Controller):
         self,
         council_id: str,
         gateway: Gateway,
+        principal: Principal,
         request: Request[Any, Any, Any],
         last_event_id: str | None = Parameter(header="Last-Event-ID", default=None, required=False),
         after: int | None = Parameter(default=None, ge=0, le=2**63 - 1, description="resume after this seq (Last-Event-ID wins)"),
@@ -58,10 +60,12 @@ class CouncilEventsController(Controller):
         no_null_after(request)
         after_seq = resume_point(last_event_id, after)
         feed = gateway.feeds.whole(council_id)
-        if feed is not None:  # followed here already: known, and its end (if any) is at hand
+        if feed is not None:  # followed here already: known, its owner and its end (if any) at hand
+            if not principal.sees(feed.owner):
+                raise Gateway.not_found(council_id)
             end = feed.seqs[-1] if feed.ended else None
         else:
-            await gateway.ensure_known(council_id)  # cheap: no fold, the stream itself replays the history
+            await gateway.ensure_known(council_id, principal)  # cheap: no fold, the stream replays the history
             end = await terminal_seq(gateway.topology.js, gateway.topology.views, council_id)
         if end is not None and end <= after_seq:
             # The client has seen the end: 204 is how SSE tells a client (EventSource too) to stop

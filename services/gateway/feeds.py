@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from council.common.eventlog import Cursor, open_cursor, stream_seq
-from council.schemas.codec import DecodeError, stamp_seq
+from council.schemas.codec import DecodeError, decode_event, stamp_seq
 from council.schemas.events import TERMINAL_TYPES, CouncilSubmitted, SessionCreated
 from council.schemas.subjects import council_filter, session_filter
 
@@ -30,6 +30,7 @@ log = logging.getLogger("council.gateway.feeds")
 
 # Every council's log starts with its submission, every session's with its creation.
 FIRST_TYPES = frozenset(str(kind.__struct_config__.tag) for kind in (CouncilSubmitted, SessionCreated))
+SUBMITTED = str(CouncilSubmitted.__struct_config__.tag)
 
 
 def _frame(seq: int, kind: str, envelope: bytes) -> bytes:
@@ -61,6 +62,7 @@ class Feed:
         self.frames: list[bytes] = []
         self.ended = False  # the terminal event is in: nothing follows it
         self.whole = False  # it holds the council from its first event (none aged out before it opened)
+        self.owner = ""  # the council's tenant, from its submission (a whole feed has read it)
         self.viewers = 0
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.cursor: Cursor | None = None
@@ -108,6 +110,9 @@ class Feed:
             log.error("skipping unreadable log message seq=%d: %s", seq, exc)
             return
         self.whole = self.whole or (not self.seqs and kind in FIRST_TYPES)
+        if kind == SUBMITTED:
+            submitted = decode_event(envelope)
+            self.owner = submitted.data.tenant if isinstance(submitted, CouncilSubmitted) else ""
         self.seqs.append(seq)
         self.frames.append(_frame(seq, kind, envelope))
         self.ended = self._ends and kind in TERMINAL_TYPES

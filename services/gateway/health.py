@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, get
 
+from council.gateway.auth import PUBLIC
 from council.gateway.context import Gateway
 from council.gateway.problems import Problem
 from council.schemas.api import HealthStatus
@@ -16,6 +17,7 @@ class HealthController(Controller):
     """GET /health and GET /ready, for load balancers and orchestrators."""
 
     path = "/"
+    opt = {PUBLIC: True}  # noqa: RUF012  (probes carry no key)
 
     @get("/health", summary="Liveness")
     async def health(self) -> HealthStatus:

@@ -6,6 +6,7 @@ from litestar import Controller, get
 from litestar.params import Parameter
 
 from council.common.eventlog import is_history_position, recent_councils
+from council.gateway.auth import Principal
 from council.gateway.context import Gateway
 from council.gateway.problems import Problem
 from council.schemas.api import CouncilList
@@ -24,6 +25,7 @@ class HistoryController(Controller):
     async def list_councils(
         self,
         gateway: Gateway,
+        principal: Principal,
         limit: int = Parameter(default=20, ge=1, le=MAX_PAGE, description="councils per page"),
         before: str | None = Parameter(default=None, description="the `next` of the previous page"),
     ) -> CouncilList:
@@ -32,5 +34,5 @@ class HistoryController(Controller):
             raise Problem(
                 400, "invalid-cursor", "Invalid page cursor", "before must be the `next` value of a previous page"
             )
-        councils, following = await recent_councils(gateway.topology.js, limit, before)
+        councils, following = await recent_councils(gateway.topology.js, limit, before, principal.sees)
         return CouncilList(councils=councils, next=following)

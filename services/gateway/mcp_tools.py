@@ -19,6 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
 from council import __version__
+from council.gateway.auth import LOCAL, Principal, presented_key
 from council.gateway.catalogue import presets
 from council.gateway.context import Gateway
 from council.gateway.councils import submit_council
@@ -78,6 +79,16 @@ def build_mcp_server(gateway_of: Callable[[], Gateway]) -> MCPServer:
         except Problem as exc:
             raise ToolError(exc.detail) from None
 
+    def caller(door: Gateway, ctx: Context) -> Principal:
+        """Who calls: the key of the HTTP request; over stdio, the local user (it reaches NATS itself)."""
+        request = ctx.request_context.request
+        if request is None:
+            return LOCAL
+        try:
+            return door.keys.principal(presented_key(request.headers, request.cookies))
+        except Problem as exc:
+            raise ToolError(exc.detail) from None
+
     @server.tool(description="Ask the council a question and wait for its answer (with progress notifications).")
     async def consult_council(
         question: str,
@@ -105,7 +116,10 @@ def build_mcp_server(gateway_of: Callable[[], Gateway]) -> MCPServer:
             max_tokens=panel.max_tokens,
             temperature=panel.temperature,
         )
-        council_id = await submit_council(door, data)
+        try:
+            council_id = await submit_council(door, data, caller(door, ctx))
+        except Problem as exc:  # a limit
+            raise ToolError(exc.detail) from None
         progress = Progress(door.names)
         async for event in follow(door.feeds, council_id):
             if (report := progress.see(event)) is not None:
@@ -132,11 +146,11 @@ def build_mcp_server(gateway_of: Callable[[], Gateway]) -> MCPServer:
         raise ToolError(f"council {council_id}: its event stream ended early; council_result fetches it")
 
     @server.tool(description="Where a council is: its stage, progress and members.")
-    async def council_status(council_id: str) -> CallToolResult:
+    async def council_status(council_id: str, ctx: Context) -> CallToolResult:
         """The council's status view."""
         door = gateway()
         try:
-            view = status_view(await door.council(council_id))
+            view = status_view(await door.council(council_id, caller(door, ctx)))
         except Problem as exc:
             raise ToolError(exc.detail) from None
         text = f"{view.council_id}: {view.status} · {view.stage} · {view.progress}"
@@ -144,12 +158,12 @@ def build_mcp_server(gateway_of: Callable[[], Gateway]) -> MCPServer:
 
     @server.tool(description="A council's result (or its status while it runs): markdown, text or json.")
     async def council_result(
-        council_id: str, format: Literal["markdown", "text", "json"] = "markdown"
+        council_id: str, ctx: Context, format: Literal["markdown", "text", "json"] = "markdown"
     ) -> CallToolResult:
         """The council rendered as the native GET /api/v1/council/{id} renders it."""
         door = gateway()
         try:
-            state = await door.council(council_id)
+            state = await door.council(council_id, caller(door, ctx))
         except Problem as exc:
             raise ToolError(exc.detail) from None
         if format == "json":

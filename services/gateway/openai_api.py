@@ -21,6 +21,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Stream
 from nats.errors import Error as NatsError
 
+from council.gateway.auth import Principal
 from council.gateway.catalogue import presets
 from council.gateway.completions import MODEL, ChairText, chunk, completion, completion_info, completion_usage
 from council.gateway.completions import council_submission as submission
@@ -60,17 +61,21 @@ ERROR_TYPES = {  # OpenAI's error types by status; any other 4xx is an invalid r
 }
 
 
-def _error(status: int, message: str, *, code: str | None, param: str | None = None) -> Response[ErrorBody]:
+def _error(
+    status: int, message: str, *, code: str | None, param: str | None = None, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
     kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     # The SDKs retry a 5xx: a council that failed would only fail again, at the same cost.
-    headers = {"x-should-retry": "false"} if status in (409, 502) else None
+    if status in (409, 502):
+        headers = {**(headers or {}), "x-should-retry": "false"}
     body = ErrorBody(error=ErrorDetail(message=message, type=kind, param=param, code=code))
     return Response(body, status_code=status, headers=headers)
 
 
 def _problem(_: Request[Any, Any, Any], exc: Problem) -> Response[ErrorBody]:
     param = exc.extra.get("param")
-    return _error(exc.status, exc.detail, code=exc.slug.replace("-", "_"), param=param if isinstance(param, str) else None)
+    code = exc.slug.replace("-", "_")
+    return _error(exc.status, exc.detail, code=code, param=param if isinstance(param, str) else None, headers=exc.headers)
 
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
@@ -137,10 +142,12 @@ class OpenAIController(Controller):
         raise Problem(404, "model-not-found", "Model not found", f"the model {model[:80]!r} does not exist", param="model")
 
     @post("/chat/completions", status_code=200, summary="Put a conversation to a council (OpenAI chat completions)")
-    async def chat_completions(self, request: Request[Any, Any, Any], gateway: Gateway) -> Response[Any] | Stream:
+    async def chat_completions(
+        self, request: Request[Any, Any, Any], gateway: Gateway, principal: Principal
+    ) -> Response[Any] | Stream:
         """The chairman's synthesis as a ``chat.completion``, or streamed as ``chat.completion.chunk``s."""
         body = parse_body(await request.body(), ChatCompletionRequest, "a model and messages")
-        council_id = await submit_council(gateway, submission(body, gateway.settings))
+        council_id = await submit_council(gateway, submission(body, gateway.settings), principal)
         created = int(time.time())
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage

@@ -14,6 +14,8 @@ from litestar.datastructures import CacheControlHeader
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
+from council.gateway.auth import PUBLIC
+
 __all__ = ["WEB_DIR", "PageController", "static_files"]
 
 # Resolved: an editable install links each file, and the static router serves only real paths inside it.
@@ -39,6 +41,7 @@ class PageController(Controller):
 
     path = "/"
     include_in_schema = False
+    opt = {PUBLIC: True}  # noqa: RUF012  (the data behind the page needs a key; the page itself does not)
 
     @get("/")
     async def home(self) -> Response[bytes]:
@@ -63,4 +66,5 @@ def static_files() -> Router:
         directories=[WEB_DIR],
         cache_control=CacheControlHeader(no_cache=True),
         include_in_schema=False,
+        opt={PUBLIC: True},
     )

@@ -19,12 +19,15 @@ TYPE_BASE = "https://council.dev/problems/"
 
 
 class Problem(Exception):
-    def __init__(self, status: int, slug: str, title: str, detail: str, **extra: object) -> None:
+    def __init__(
+        self, status: int, slug: str, title: str, detail: str, *, headers: dict[str, str] | None = None, **extra: object
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.slug = slug
         self.title = title
         self.detail = detail
+        self.headers = headers
         self.extra = extra
 
 
@@ -56,7 +59,7 @@ def _response(
 
 
 def _problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
-    return _response(request, exc.status, exc.slug, exc.title, exc.detail, extra=exc.extra)
+    return _response(request, exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers, extra=exc.extra)
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

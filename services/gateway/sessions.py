@@ -21,7 +21,9 @@ from council.common.sessions import forget_session, is_session_position, read_se
 from council.deliberation.clock import iso
 from council.deliberation.conversation import conversation_history
 from council.deliberation.session import SessionState, TurnState, exchanges
+from council.gateway.auth import Principal
 from council.gateway.context import Gateway
+from council.gateway.councils import start_council
 from council.gateway.events import SSE_HEADERS, no_null_after, resume_point
 from council.gateway.history import MAX_PAGE
 from council.gateway.idempotency import claim_key, prior_claim, release_key
@@ -42,7 +44,6 @@ from council.schemas.api import (
 )
 from council.schemas.codec import encode
 from council.schemas.events import (
-    CouncilSubmitted,
     CouncilSubmittedData,
     SessionCreated,
     SessionCreatedData,
@@ -164,17 +165,20 @@ class SessionController(Controller):
     path = "/api/v1/sessions"
 
     @post("/", status_code=201, summary="Start a conversation")
-    async def create_session(self, request: Request[Any, Any, Any], gateway: Gateway) -> Response[SessionView]:
+    async def create_session(
+        self, request: Request[Any, Any, Any], gateway: Gateway, principal: Principal
+    ) -> Response[SessionView]:
         """Append ``session.created`` with the panel (the configured council by default)."""
         raw = await request.body()
         body = parse_body(raw, SessionRequest, "the session's settings") if raw.strip() else SessionRequest()
-        state = await create(gateway, body)
+        state = await create(gateway, body, principal)
         return Response(session_view(state), status_code=201, headers={"Location": session_links(state.session_id).self})
 
     @get("/", summary="Recent sessions, newest first")
     async def list_sessions(
         self,
         gateway: Gateway,
+        principal: Principal,
         limit: int = Parameter(default=20, ge=1, le=MAX_PAGE, description="sessions per page"),
         before: str | None = Parameter(default=None, description="the `next` of the previous page"),
     ) -> SessionList:
@@ -183,7 +187,7 @@ class SessionController(Controller):
             raise Problem(
                 400, "invalid-cursor", "Invalid page cursor", "before must be the `next` value of a previous page"
             )
-        sessions, following = await recent_sessions(gateway.topology.js, limit, before)
+        sessions, following = await recent_sessions(gateway.topology.js, limit, before, principal.sees)
         return SessionList(sessions=sessions, next=following)
 
     @get("/{session_id:str}", summary="A conversation: every turn's question and answer")
@@ -191,6 +195,7 @@ class SessionController(Controller):
         self,
         session_id: str,
         gateway: Gateway,
+        principal: Principal,
         format: str = Parameter(default="markdown", description="markdown | text | json"),
     ) -> Response[bytes]:
         """The session as markdown, text or json."""
@@ -198,7 +203,7 @@ class SessionController(Controller):
             raise Problem(
                 400, "invalid-format", "Invalid format", f"format must be markdown, text or json, got {format!r}"
             )
-        state = await session_of(gateway, session_id)
+        state = await session_of(gateway, session_id, principal)
         if format == "json":
             return Response(encode(session_view(state)), media_type="application/json")
         if format == "text":
@@ -206,9 +211,9 @@ class SessionController(Controller):
         return Response(render_session_markdown(state, gateway.names).encode(), media_type="text/markdown")
 
     @delete("/{session_id:str}", status_code=200, summary="Delete a conversation")
-    async def delete_session(self, session_id: str, gateway: Gateway) -> SessionRemoved:
+    async def delete_session(self, session_id: str, gateway: Gateway, principal: Principal) -> SessionRemoved:
         """Mark the session deleted and take it out of the list; a turn under way still finishes."""
-        state = await session_of(gateway, session_id)
+        state = await session_of(gateway, session_id, principal)
         event = SessionDeleted(council_id=session_id, ts=iso(gateway.now()), data=SessionDeletedData())
         await append(gateway.topology.js, event, f"{session_id}:deleted")
         await forget_session(gateway.topology.js, state)
@@ -216,12 +221,12 @@ class SessionController(Controller):
 
     @post("/{session_id:str}/messages", status_code=202, summary="Ask the next question")
     async def post_message(
-        self, session_id: str, request: Request[Any, Any, Any], gateway: Gateway
+        self, session_id: str, request: Request[Any, Any, Any], gateway: Gateway, principal: Principal
     ) -> Response[MessageAccepted]:
         """Start the next turn: a council that sees the mission and the conversation so far."""
-        state = await session_of(gateway, session_id)
+        state = await session_of(gateway, session_id, principal)
         body = parse_body(await request.body(), MessageRequest, "the message's content")
-        accepted = await post_turn(gateway, state, body.content, request.headers.get("idempotency-key"))
+        accepted = await post_turn(gateway, state, body.content, request.headers.get("idempotency-key"), principal)
         return Response(accepted, status_code=202, headers={"Location": accepted.links.self})
 
     @get("/{session_id:str}/events", summary="Stream a conversation's events (SSE), resumable")
@@ -229,6 +234,7 @@ class SessionController(Controller):
         self,
         session_id: str,
         gateway: Gateway,
+        principal: Principal,
         request: Request[Any, Any, Any],
         last_event_id: str | None = Parameter(header="Last-Event-ID", default=None, required=False),
         after: int | None = Parameter(default=None, ge=0, le=2**63 - 1, description="resume after this seq (Last-Event-ID wins)"),
@@ -236,13 +242,13 @@ class SessionController(Controller):
         """The session's own events and every turn's, in log order, replayed then live."""
         no_null_after(request)
         after_seq = resume_point(last_event_id, after)
-        await session_of(gateway, session_id)
+        await session_of(gateway, session_id, principal)
         frames = session_frames(gateway.feeds, session_id, after_seq, retry_ms=gateway.settings.gateway.retry_ms)
         return Stream(frames, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def session_of(gateway: Gateway, session_id: str) -> SessionState:
-    """The session, or 400 (not a session id) / 404 (none, or deleted)."""
+async def session_of(gateway: Gateway, session_id: str, principal: Principal) -> SessionState:
+    """The session, or 400 (not a session id) / 404 (none, deleted, or another tenant's)."""
     if not is_session_id(session_id):
         raise Problem(
             400,
@@ -251,12 +257,12 @@ async def session_of(gateway: Gateway, session_id: str) -> SessionState:
             f"{session_id!r} is not a session id (expected session_YYYYMMDD_HHMM_xxxxxx)",
         )
     state = await read_session(gateway.topology.js, session_id)
-    if state is None or state.deleted:
+    if state is None or state.deleted or not principal.sees(state.tenant):
         raise Problem(404, "session-not-found", "Session not found", f"no session {session_id}")
     return state
 
 
-async def create(gateway: Gateway, body: SessionRequest) -> SessionState:
+async def create(gateway: Gateway, body: SessionRequest, principal: Principal) -> SessionState:
     """Validate ``body``, append ``session.created`` and list the session; the session."""
     settings = gateway.settings
     if body.mode not in MODES:
@@ -286,16 +292,19 @@ async def create(gateway: Gateway, body: SessionRequest) -> SessionState:
         max_tokens=panel.max_tokens,
         temperature=panel.temperature,
         rounds=rounds if group else 0,
+        tenant=principal.tenant,
     )
     event = SessionCreated(council_id=session_id, ts=iso(gateway.now()), data=data)
     await append(gateway.topology.js, event, f"{session_id}:created")
-    state = await session_of(gateway, session_id)
+    state = await session_of(gateway, session_id, principal)
     await record_session(gateway.topology.js, state)
     log.info("created %s with %d members", session_id, len(panel.members))
     return state
 
 
-async def post_turn(gateway: Gateway, state: SessionState, content: str, key: str | None) -> MessageAccepted:
+async def post_turn(
+    gateway: Gateway, state: SessionState, content: str, key: str | None, principal: Principal
+) -> MessageAccepted:
     """Start the session's next turn with ``content`` (once per Idempotency-Key ``key``)."""
     session_id = state.session_id
     validate_text(content, "content", gateway.settings)
@@ -314,7 +323,7 @@ async def post_turn(gateway: Gateway, state: SessionState, content: str, key: st
     if key is not None:
         taken = await claim_key(gateway, key, claim, fresh=council_id)
         if not taken.created:  # the same request, just now
-            return _message_accepted(await session_of(gateway, session_id), taken.council_id)
+            return _message_accepted(await session_of(gateway, session_id, principal), taken.council_id)
     history = conversation_history(exchanges(state), gateway.settings.council.context_chars)
     data = CouncilSubmittedData(
         prompt=content,
@@ -326,13 +335,19 @@ async def post_turn(gateway: Gateway, state: SessionState, content: str, key: st
         history=history,
         mode=state.mode,
         rounds=state.rounds,
+        tenant=state.tenant,
     )
-    event = CouncilSubmitted(council_id=council_id, ts=iso(gateway.now()), data=data)
-    if not await append(gateway.topology.js, event, f"{council_id}:submitted"):
+    try:
+        appended = await start_council(gateway, council_id, data, iso(gateway.now()))
+    except Problem:
+        if key is not None:
+            await release_key(gateway, key)  # refused (a limit): the same request may come again
+        raise
+    if not appended:
         if key is not None:
             await release_key(gateway, key)
         raise Problem(409, "turn-in-progress", "A turn is still under way", f"another message started {council_id}")
-    updated = await session_of(gateway, session_id)
+    updated = await session_of(gateway, session_id, principal)
     await record_session(gateway.topology.js, updated)
     return _message_accepted(updated, council_id)
 

@@ -51,6 +51,7 @@ from council.common.eventlog import (
     mark_index_complete,
     read_events,
     record_in_history,
+    record_spend,
     save_snapshot,
     stream_seq,
 )
@@ -186,6 +187,7 @@ class Orchestrator:
         self._indexed: set[str] = set()  # councils this orchestrator has put in the index of running ones
         self._tick_failures: dict[str, int] = {}  # councils whose timed decisions failed, and how often
         self._listed: dict[str, str] = {}  # the status each council in memory has in the history
+        self._spent: dict[str, float] = {}  # the cost of each council in memory, as last recorded
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead when we can, consume while we lead, stand by again if the lease is lost.
@@ -317,6 +319,14 @@ class Orchestrator:
             await save_snapshot(self._top.views, state)
         return state
 
+    async def _account(self, state: CouncilState) -> None:
+        """Keep the council's cost so far where the daily spend limits add it up, when it changed."""
+        spent = state.spent()
+        if self._spent.get(state.council_id, 0.0) == spent:
+            return
+        await record_spend(self._top.js, state)
+        self._spent[state.council_id] = spent
+
     async def _list(self, state: CouncilState) -> None:
         """Keep the council's line in the history up to date: written whenever its status changes."""
         if self._listed.get(state.council_id) == state.status:
@@ -381,6 +391,7 @@ class Orchestrator:
         self._sent.pop(council_id, None)
         self._tick_failures.pop(council_id, None)
         self._listed.pop(council_id, None)
+        self._spent.pop(council_id, None)
         self._remember_finished(council_id)
 
     async def _isolated(self, council_id: str, step: Awaitable[None]) -> None:
@@ -501,6 +512,7 @@ class Orchestrator:
         if not state.terminal:
             await self._hold(state)
             await self._list(state)
+            await self._account(state)
         sent = self._sent.setdefault(cid, set())
         for intent in decide(state, self._catalogue, self._clock(), sent):
             if intent.msg_id in sent:
@@ -512,6 +524,7 @@ class Orchestrator:
             # all that is left of the council. It is the full fold, deltas included.
             final = await self._save_full_fold(cid)
             await self._list(final or state)
+            await self._account(final or state)
             await self._forget_finished(cid)
 
     def _term(self) -> int:

@@ -18,10 +18,11 @@ export function setText(element, text) {
   if (element.textContent !== text) element.textContent = text;
 }
 
-/** The JSON body of a response, or an Error carrying the problem's detail. */
+/** The JSON body of a response, or an Error carrying the problem's detail (a 401 also asks for a key). */
 export async function json(response) {
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json() : { detail: await response.text() };
+  if (response.status === 401) askForKey();
   if (!response.ok) {
     const error = new Error(body.detail || body.title || `HTTP ${response.status}`);
     error.status = response.status;
@@ -60,4 +61,36 @@ export function formatElapsed(ms) {
 export function formatWhen(iso) {
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+}
+
+/** Ask for an API key (the gateway wants one), have the gateway keep it as this page's cookie, reload. */
+export function askForKey() {
+  if (document.getElementById("key-prompt")) return;
+  const input = h("input", { type: "password", id: "api-key", autocomplete: "off", spellcheck: "false", placeholder: "ck_…", required: true });
+  const status = h("p", { class: "key-status", role: "status" });
+  const form = h(
+    "form",
+    {
+      id: "key-prompt",
+      class: "panel key-prompt",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const response = await fetch("/api/v1/auth/cookie", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ key: input.value.trim() }),
+        });
+        if (response.ok) window.location.reload();
+        else setText(status, "That key was not accepted: it is unknown, mistyped or revoked.");
+      },
+    },
+    h("h2", {}, "This council needs an API key"),
+    h("p", {}, "Ask whoever runs it for one (council keys create). The page keeps it in a cookie only the gateway can read."),
+    h("label", { for: "api-key" }, "API key"),
+    input,
+    h("button", { type: "submit" }, "Use this key"),
+    status,
+  );
+  document.body.prepend(form);
+  input.focus();
 }

@@ -10,7 +10,7 @@ export async function showHome(root) {
   let models;
   let config;
   try {
-    [models, config] = await Promise.all([catalogue(), json(await fetch("/api/config"))]);
+    [models, config] = await Promise.all([catalogue(), fetch("/api/config").then(json)]);
   } catch (error) {
     root.replaceChildren(h("section", { class: "panel notice-error", role: "alert" }, h("h1", {}, "The gateway is not ready"), h("p", {}, error.message)));
     return;
