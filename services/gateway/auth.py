@@ -167,6 +167,8 @@ class AuthController(Controller):
     async def set_cookie(self, request: Request[Any, Any, Any]) -> Response[None]:
         """Check the key, then set it as an HttpOnly, SameSite=Strict cookie."""
         body = parse_body(await request.body(), KeyBody, "the key")
+        if key_id_of(body.key) is None:
+            raise Problem(422, "invalid-key", "Not an API key", "an API key looks like ck_<12 hex digits>_<48 hex digits>")
         gateway = request.app.state.gateway
         if gateway is None:
             raise Problem(503, "not-ready", "Not ready", "not connected to NATS yet; retry shortly")

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from council.common.keys import KEY_PATTERN
 from council.common.settings import MAX_TOKENS_LIMIT, Settings
 from council.gateway.problems import PROBLEM_JSON, ProblemBody
 from council.gateway.sessions import MAX_ROUNDS
@@ -141,6 +142,11 @@ def complete_openapi(document: dict[str, Any], settings: Settings) -> dict[str, 
                     content[media] = {"schema": {"type": "string"}}
     if (query := paths.get(f"{API}/query", {}).get("post")) is not None:
         query["requestBody"] = _json_body({"$ref": REF.format(name="QueryRequest")})
+    if (cookie := paths.get("/api/v1/auth/cookie", {}).get("post")) is not None:
+        key = {"type": "string", "pattern": f"^{KEY_PATTERN.pattern}$"}
+        cookie["requestBody"] = _json_body({"type": "object", "required": ["key"], "properties": {"key": key}})
+        for operation in paths["/api/v1/auth/cookie"].values():
+            operation["responses"]["204"] = {"description": "Done: the cookie is set (or cleared)"}
     if (skip := paths.get(f"{API}/{{council_id}}/skip", {}).get("post")) is not None:
         skip["requestBody"] = _json_body({"$ref": REF.format(name="SkipRequest")})
     if (create := paths.get(SESSIONS, {}).get("post")) is not None:

@@ -101,7 +101,8 @@ async def test_once_a_key_exists_a_request_without_a_valid_one_is_a_401(gateway:
 
 
 async def test_the_web_page_keeps_a_checked_key_in_an_http_only_cookie(gateway: httpx.AsyncClient, keys: Keys) -> None:
-    assert (await gateway.post("/api/v1/auth/cookie", json={"key": "ck_wrong"})).status_code == 401
+    assert (await gateway.post("/api/v1/auth/cookie", json={"key": "ck_wrong"})).status_code == 422
+    assert (await gateway.post("/api/v1/auth/cookie", json={"key": "ck_" + "0" * 12 + "_" + "0" * 48})).status_code == 401
     kept = await gateway.post("/api/v1/auth/cookie", json={"key": keys.alpha})
     assert kept.status_code == 204
     cookie = kept.headers["set-cookie"]
