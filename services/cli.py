@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +42,21 @@ def service_command(*args: str) -> list[str]:
 # ---- services -------------------------------------------------------------------------------
 
 
+def _multiprocess_metrics(workers: int) -> Path | None:
+    """With several workers, a folder their metrics share (``PROMETHEUS_MULTIPROC_DIR``, emptied
+    first); the one made here, to remove afterwards, or None."""
+    from council.common.metrics import MULTIPROCESS_ENV, clear_multiprocess_dir
+
+    if given := os.environ.get(MULTIPROCESS_ENV):
+        clear_multiprocess_dir(Path(given))
+        return None
+    if workers <= 1:
+        return None
+    made = Path(tempfile.mkdtemp(prefix="council-gateway-metrics-"))
+    os.environ[MULTIPROCESS_ENV] = str(made)  # the workers uvicorn spawns inherit it
+    return made
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -47,16 +64,21 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     configure_logging()
     _settings()  # fail fast, with the field named, before uvicorn starts workers
-    uvicorn.run(
-        "council.gateway.asgi:app_factory",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-        http="council.gateway.protocol:ProblemHttpProtocol",  # its own 400s as problem+json too
-    )
+    made = _multiprocess_metrics(args.workers)
+    try:
+        uvicorn.run(
+            "council.gateway.asgi:app_factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+            http="council.gateway.protocol:ProblemHttpProtocol",  # its own 400s as problem+json too
+        )
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return 0
 
 

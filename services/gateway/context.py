@@ -6,13 +6,15 @@ from datetime import datetime
 
 from litestar.datastructures import State
 
-from council.common.eventlog import council_exists, load_snapshot, load_state
+from council.common.eventlog import append, council_exists, load_snapshot, load_state
 from council.common.jetstream import Topology
 from council.common.settings import Settings
 from council.deliberation.clock import utcnow
 from council.deliberation.state import CouncilState
 from council.gateway.feeds import Feeds
+from council.gateway.metrics import gateway_metrics
 from council.gateway.problems import Problem
+from council.schemas.events import AnyEvent, SessionEvent
 from council.schemas.ids import is_council_id
 
 __all__ = ["Gateway", "Lifecycle", "provide_gateway"]
@@ -33,13 +35,22 @@ class Gateway:
         self.settings = settings
         self.lifecycle = lifecycle or Lifecycle()
         self.names = {m.id: m.label for m in settings.models}
+        self.metrics = gateway_metrics()
         config = settings.gateway
         self.feeds = Feeds(
             topology.js,
             linger_s=config.feed_linger_s,
             inactive_s=config.consumer_inactive_s,
             ping_s=config.ping_interval_s,
+            clients=self.metrics.stream_clients,
         )
+
+    async def append(self, event: AnyEvent | SessionEvent, msg_id: str) -> bool:
+        """Append ``event`` once per ``msg_id`` (False for a repeat), counted in the gateway's metrics."""
+        appended = await append(self.topology.js, event, msg_id)
+        if appended:
+            self.metrics.appended_event(event)
+        return appended
 
     def now(self) -> datetime:
         """The current time (UTC)."""

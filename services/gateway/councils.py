@@ -15,7 +15,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from council.common.eventlog import append, load_state
+from council.common.eventlog import load_state
 from council.deliberation.clock import iso
 from council.gateway.context import Gateway
 from council.gateway.events import event_stream
@@ -72,7 +72,7 @@ class CouncilController(Controller):
                     return _accepted(council_id, existing.status, existing.created_at)
         created_at = iso(gateway.now())
         event = CouncilSubmitted(council_id=council_id, ts=created_at, data=data)
-        await append(gateway.topology.js, event, f"{council_id}:submitted")
+        await gateway.append(event, f"{council_id}:submitted")
         log.info("accepted %s with %d members", council_id, len(data.members))
         return _accepted(council_id, "queued", created_at)
 
@@ -102,7 +102,7 @@ class CouncilController(Controller):
         state = await gateway.unfinished_council(council_id)
         if not state.cancel_requested:
             event = CancelRequested(council_id=council_id, ts=iso(gateway.now()), data=CancelRequestedData())
-            await append(gateway.topology.js, event, f"{council_id}:cancel_requested")
+            await gateway.append(event, f"{council_id}:cancel_requested")
         return CancelAccepted(council_id=council_id, status="cancelling")
 
     @post(
@@ -133,7 +133,7 @@ class CouncilController(Controller):
                 ts=iso(gateway.now()),
                 data=SkipRequestedData(model=body.model, stage=stage.stage),
             )
-            await append(gateway.topology.js, event, f"{council_id}:skip:s{stage.stage}:{member_token(body.model)}")
+            await gateway.append(event, f"{council_id}:skip:s{stage.stage}:{member_token(body.model)}")
         return SkipAccepted(council_id=council_id, model=body.model, stage=stage.stage, status="skipping")
 
     @get("/stream", summary="Start a council and stream it in one request (SSE)")
@@ -170,7 +170,7 @@ async def submit_council(gateway: Gateway, data: CouncilSubmittedData) -> str:
     """Append a new council's submission; its id."""
     council_id = new_council_id(gateway.now())
     event = CouncilSubmitted(council_id=council_id, ts=iso(gateway.now()), data=data)
-    await append(gateway.topology.js, event, f"{council_id}:submitted")
+    await gateway.append(event, f"{council_id}:submitted")
     log.info("accepted %s with %d members", council_id, len(data.members))
     return council_id
 
@@ -184,7 +184,7 @@ async def cancel_abandoned_council(gateway: Gateway, council_id: str) -> None:
         ts=iso(gateway.now()),
         data=CancelRequestedData(reason="the streaming client disconnected"),
     )
-    await append(gateway.topology.js, cancel, f"{council_id}:cancel_requested")
+    await gateway.append(cancel, f"{council_id}:cancel_requested")
 
 
 def _accepted(council_id: str, status: str, created_at: str) -> Response[QueryAccepted]:

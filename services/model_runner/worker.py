@@ -28,12 +28,14 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import FetchTimeoutError, NotFoundError
 
+from council.common.endpoint import EmbeddedServer
 from council.common.eventlog import Pipeline, append, last_seq_of, read_events
 from council.common.jetstream import Topology
 from council.common.settings import ModelSpec, RunnerSettings, Settings
 from council.deliberation.clock import iso, utcnow
-from council.model_runner.health import HealthServer, PullHealth, health_app
+from council.model_runner.health import PullHealth, health_app
 from council.model_runner.metering import DeltaBuffer, backoff_s, delta_window_s, usage_of
+from council.model_runner.metrics import RunnerMetrics
 from council.model_runner.providers.base import (
     Finish,
     Provider,
@@ -137,8 +139,10 @@ class Runner:
         pools: list[str] | None = None,
         max_in_flight: int | None = None,
         clock: Callable[[], datetime] = utcnow,
+        metrics: RunnerMetrics | None = None,
     ) -> None:
         self._top = topology
+        self.metrics = metrics or RunnerMetrics()
         self._settings = settings
         self._providers = providers
         self._pools = pools or sorted({slug(name) for name in settings.providers})
@@ -172,7 +176,8 @@ class Runner:
         server = None
         if self._settings.runner.health_port:
             r = self._settings.runner
-            server = HealthServer(health_app(self.health, _monotonic), r.health_host, r.health_port)
+            app = health_app(self.health, _monotonic, self.metrics.render)
+            server = EmbeddedServer(app, r.health_host, r.health_port, what="runner health and metrics")
             await server.start()
         halt = asyncio.Event()  # set by ``stop`` or by a puller that gave up
         pullers = [asyncio.create_task(self._pull(pool, halt)) for pool in self._pools]
@@ -449,6 +454,7 @@ class Runner:
                 return
             except ProviderError as err:
                 again = err.retryable and retry < attempts
+                self.metrics.failed(job.model, err.kind, retrying=again)
                 await self._failed(job, attempt, err, retrying=again)
                 if not again:
                     return
@@ -459,6 +465,7 @@ class Runner:
             except Exception as exc:  # a bug must not leave the member without an outcome
                 log.exception("job %s attempt %d failed inside the runner", job.job_id, attempt)
                 reason = f"the runner hit an unexpected {type(exc).__name__}; see its log"
+                self.metrics.failed(job.model, "internal", retrying=False)
                 await self._failed(job, attempt, ProviderError("internal", reason), retrying=False)
                 return
 
@@ -483,6 +490,7 @@ class Runner:
         for retry in itertools.count(1):
             try:
                 await append(self._top.js, event, msg_id)
+                self.metrics.appended_event(str(event.__struct_config__.tag))
                 return
             except (NatsError, TimeoutError) as exc:
                 if _monotonic() >= deadline:
@@ -530,6 +538,7 @@ class Runner:
                 event = ModelDelta(council_id=cid, ts=iso(self._clock()), data=data)
                 try:
                     await deltas.append(event)
+                    self.metrics.appended_event("model.delta")
                 except (NatsError, TimeoutError) as exc:
                     if not lost:
                         log.warning("%s attempt %d: a delta was not appended: %r", job.job_id, attempt, exc)
@@ -561,6 +570,8 @@ class Runner:
                 token_count=buffer.total_tokens,
                 finish_reason=finish,
             )
+            # The call is made and paid for: counted now, whether or not the log takes it at once.
+            self.metrics.completed(job.model, job.tenant, done.usage, done.latency_ms / 1000, ttft)
             await self._append(ModelCompleted(council_id=cid, ts=iso(self._clock()), data=done), f"{job.job_id}:completed")
 
     @contextlib.asynccontextmanager

@@ -70,6 +70,7 @@ from council.orchestrator.domain.decide import (
 )
 from council.orchestrator.domain.discussion import Speaker
 from council.orchestrator.lease import Leadership, LeaseLost
+from council.orchestrator.metrics import OrchestratorMetrics
 from council.schemas.codec import DecodeError, decode_event, encode
 from council.schemas.events import (
     DECISION_EVENTS,
@@ -158,8 +159,10 @@ class Orchestrator:
         settings: Settings,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        metrics: OrchestratorMetrics | None = None,
     ) -> None:
         self._top = topology
+        self.metrics = metrics or OrchestratorMetrics()
         self._settings = settings
         self._clock = clock
         self._monotonic = monotonic  # how long the lease is ours: never compared across machines
@@ -482,7 +485,7 @@ class Orchestrator:
         log.error("failing %s: %s", council_id, reason)
         data = CouncilFailedData(kind="internal", reason=reason[:MAX_REASON_CHARS])
         failed = CouncilFailed(council_id=council_id, ts=iso(self._clock()), data=data)
-        await self._execute(Append(failed, f"{council_id}:failed"))
+        await self._execute(Append(failed, f"{council_id}:failed"), self._councils.get(council_id))
         try:  # the final snapshot and line in the history, if the fold of this council works at all
             state = await self._save_full_fold(council_id)
             if state is not None:
@@ -505,7 +508,7 @@ class Orchestrator:
         for intent in decide(state, self._catalogue, self._clock(), sent):
             if intent.msg_id in sent:
                 continue
-            await self._execute(intent)
+            await self._execute(intent, state)
             sent.add(intent.msg_id)
         if state.terminal:
             # Saved before the terminal event is acked: once the log ages out, this snapshot is
@@ -523,12 +526,14 @@ class Orchestrator:
             raise LeaseLost("the lease may have lapsed: no more decisions from this orchestrator")
         return self._leadership.epoch
 
-    async def _execute(self, intent: Intent) -> None:
+    async def _execute(self, intent: Intent, state: CouncilState | None) -> None:
+        """Carry out one decision made from ``state`` (counted once the log has it)."""
         epoch = self._term()
         if isinstance(intent, Append):
             # Stamped with the term, and deduplicated within it: a successor's own decision must
             # never be absorbed as a repeat of one the fold will ignore as a deposed leader's.
-            await append(self._top.js, _stamped(intent.event, epoch), f"{intent.msg_id}@{epoch}")
+            if await append(self._top.js, _stamped(intent.event, epoch), f"{intent.msg_id}@{epoch}"):
+                self.metrics.appended_event(intent.event, state)
         elif isinstance(intent, Dispatch):
             job = intent.job
             subject = job_subject(self._settings.pool_of(job.model), job.council_id, job.stage, job.model)
