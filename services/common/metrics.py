@@ -26,7 +26,7 @@ __all__ = [
     "tenant_label",
 ]
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST  # text/plain; version=0.0.4
+CONTENT_TYPE = CONTENT_TYPE_LATEST  # the text format, text/plain; version=…
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LOCAL_TENANT = "local"  # the label of councils submitted with auth off (tenant "")
 
