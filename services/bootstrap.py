@@ -11,6 +11,7 @@ from typing import Any
 
 from council.common.endpoint import EmbeddedServer, metrics_app
 from council.common.jetstream import Topology, close_quietly, connect, ensure_topology
+from council.common.logs import configure_logging
 from council.common.settings import Settings
 from council.model_runner.providers import build_provider
 from council.model_runner.worker import Runner, RunnerStalled
@@ -32,16 +33,6 @@ __all__ = [
 
 STALLED_EXIT_CODE = 3  # a runner that could not pull any more: whatever supervises it starts a fresh one
 log = logging.getLogger("council")
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=os.environ.get("COUNCIL_LOG_LEVEL", level),
-        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
-    # httpx logs every request line at INFO; keep it quiet (and never near a key).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:

@@ -64,6 +64,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     configure_logging()
     _settings()  # fail fast, with the field named, before uvicorn starts workers
+    from uvicorn.config import LOGGING_CONFIG
+
+    from council.common.logs import json_logs
+
     made = _multiprocess_metrics(args.workers)
     try:
         uvicorn.run(
@@ -73,6 +77,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level="warning",
+            # JSON lines: uvicorn's own records go to our handler too, rather than its text formatter.
+            log_config=None if json_logs() else LOGGING_CONFIG,
             timeout_graceful_shutdown=5,
             http="council.gateway.protocol:ProblemHttpProtocol",  # its own 400s as problem+json too
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 
+from council.common.logs import configure_logging
 from council.common.settings import load_settings
 from council.gateway.app import create_app
 
@@ -13,4 +14,6 @@ __all__ = ["app_factory"]
 
 
 def app_factory() -> Litestar:
+    """The gateway of this process (each of uvicorn's workers is one), logging as the CLI's own process does."""
+    configure_logging()
     return create_app(load_settings())

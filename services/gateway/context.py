@@ -8,13 +8,14 @@ from litestar.datastructures import State
 
 from council.common.eventlog import append, council_exists, load_snapshot, load_state
 from council.common.jetstream import Topology
+from council.common.logs import bind
 from council.common.settings import Settings
 from council.deliberation.clock import utcnow
 from council.deliberation.state import CouncilState
 from council.gateway.feeds import Feeds
 from council.gateway.metrics import gateway_metrics
 from council.gateway.problems import Problem
-from council.schemas.events import AnyEvent, SessionEvent
+from council.schemas.events import AnyEvent, CouncilSubmitted, SessionEvent
 from council.schemas.ids import is_council_id
 
 __all__ = ["Gateway", "Lifecycle", "provide_gateway"]
@@ -47,6 +48,7 @@ class Gateway:
 
     async def append(self, event: AnyEvent | SessionEvent, msg_id: str) -> bool:
         """Append ``event`` once per ``msg_id`` (False for a repeat), counted in the gateway's metrics."""
+        bind(council_id=event.council_id, tenant=event.data.tenant if isinstance(event, CouncilSubmitted) else None)
         appended = await append(self.topology.js, event, msg_id)
         if appended:
             self.metrics.appended_event(event)
@@ -77,6 +79,7 @@ class Gateway:
         state = await load_state(self.topology.js, self.topology.views, council_id)
         if state is None:
             raise self._not_found(council_id)
+        bind(council_id=council_id, tenant=state.tenant)  # in this request's log lines
         return state
 
     async def unfinished_council(self, council_id: str) -> CouncilState:

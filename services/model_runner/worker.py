@@ -31,6 +31,7 @@ from nats.js.errors import FetchTimeoutError, NotFoundError
 from council.common.endpoint import EmbeddedServer
 from council.common.eventlog import Pipeline, append, last_seq_of, read_events
 from council.common.jetstream import Topology
+from council.common.logs import bind, log_context
 from council.common.settings import ModelSpec, RunnerSettings, Settings
 from council.deliberation.clock import iso, utcnow
 from council.model_runner.health import PullHealth, health_app
@@ -337,6 +338,10 @@ class Runner:
         except (msgspec.DecodeError, NatsError, TimeoutError) as exc:
             log.error("could not handle an exhausted job: %r", exc)
             return
+        with log_context(council_id=job.council_id, tenant=job.tenant, member=job.model):
+            await self._exhausted(job, advisory)
+
+    async def _exhausted(self, job: Job, advisory: _MaxDeliveries) -> None:
         err = ProviderError(
             "internal", f"no outcome after {advisory.deliveries} deliveries: its runners stopped or crashed mid-call"
         )
@@ -361,6 +366,7 @@ class Runner:
             log.error("terminating unreadable job: %s", exc)
             await _settle(msg.term())
             return
+        bind(council_id=job.council_id, tenant=job.tenant, member=job.model)  # this job's task only
         key = (job.council_id, job.stage, job.model)
         delivery = msg.metadata.num_delivered
         heartbeat = asyncio.create_task(self._heartbeat(msg))
@@ -455,6 +461,7 @@ class Runner:
             except ProviderError as err:
                 again = err.retryable and retry < attempts
                 self.metrics.failed(job.model, err.kind, retrying=again)
+                log.info("%s attempt %d failed (%s)%s: %s", job.job_id, attempt, err.kind, ", retrying" if again else "", err.message)
                 await self._failed(job, attempt, err, retrying=again)
                 if not again:
                     return
@@ -572,6 +579,7 @@ class Runner:
             )
             # The call is made and paid for: counted now, whether or not the log takes it at once.
             self.metrics.completed(job.model, job.tenant, done.usage, done.latency_ms / 1000, ttft)
+            log.debug("%s attempt %d completed in %d ms, %d tokens", job.job_id, attempt, done.latency_ms, done.token_count)
             await self._append(ModelCompleted(council_id=cid, ts=iso(self._clock()), data=done), f"{job.job_id}:completed")
 
     @contextlib.asynccontextmanager

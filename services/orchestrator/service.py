@@ -55,6 +55,7 @@ from council.common.eventlog import (
     stream_seq,
 )
 from council.common.jetstream import Backoff, Topology, is_transient
+from council.common.logs import log_context
 from council.common.settings import Settings
 from council.deliberation.clock import iso, utcnow
 from council.deliberation.fold import apply
@@ -436,6 +437,13 @@ class Orchestrator:
         if event.council_id in self._finished:
             await msg.ack()  # e.g. a runner finishing a call after the council was cancelled
             return
+        held = self._councils.get(event.council_id)
+        member = getattr(event.data, "model", None)
+        with log_context(council_id=event.council_id, tenant=held.tenant if held else None, member=member):
+            await self._handle_event(msg, seq, event)
+
+    async def _handle_event(self, msg: Msg, seq: int, event: AnyEvent) -> None:
+        """Fold one council's event, act on it, and settle its message."""
         try:
             state = self._councils.get(event.council_id)
             if state is None:
@@ -482,7 +490,8 @@ class Orchestrator:
 
     async def _give_up_on(self, council_id: str, reason: str) -> None:
         """End a council this orchestrator cannot carry on with: every accepted council ends."""
-        log.error("failing %s: %s", council_id, reason)
+        with log_context(council_id=council_id):
+            log.error("failing %s: %s", council_id, reason)
         data = CouncilFailedData(kind="internal", reason=reason[:MAX_REASON_CHARS])
         failed = CouncilFailed(council_id=council_id, ts=iso(self._clock()), data=data)
         await self._execute(Append(failed, f"{council_id}:failed"), self._councils.get(council_id))
@@ -500,6 +509,11 @@ class Orchestrator:
             self._finished.popitem(last=False)
 
     async def _act(self, state: CouncilState) -> None:
+        with log_context(council_id=state.council_id, tenant=state.tenant):
+            await self._decide(state)
+
+    async def _decide(self, state: CouncilState) -> None:
+        """Carry out what ``decide`` says next; a council that has ended leaves memory and the index."""
         cid = state.council_id
         if not state.terminal:
             await self._hold(state)
@@ -534,6 +548,7 @@ class Orchestrator:
             # never be absorbed as a repeat of one the fold will ignore as a deposed leader's.
             if await append(self._top.js, _stamped(intent.event, epoch), f"{intent.msg_id}@{epoch}"):
                 self.metrics.appended_event(intent.event, state)
+                log.debug("appended %s", intent.event.__struct_config__.tag)
         elif isinstance(intent, Dispatch):
             job = intent.job
             subject = job_subject(self._settings.pool_of(job.model), job.council_id, job.stage, job.model)

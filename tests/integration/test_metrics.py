@@ -104,11 +104,16 @@ async def wait_completed(client: httpx.AsyncClient, gateway: str, council_id: st
             await asyncio.sleep(0.05)
 
 
+def scripted(nats_url: str, fake: FakeProviderServer) -> Settings:
+    """Every model of the fake answering three tokens for a 12-token prompt, the endpoints on."""
+    for model in [*MEMBERS, CHAIR]:
+        fake.script(model, tokens=["One", " two", " three"], prompt_tokens=12)
+    return observed(council_settings(nats_url, fake))
+
+
 @pytest.fixture
 def settings_observed(nats_url: str, fake_openai: FakeProviderServer) -> Settings:
-    for model in [*MEMBERS, CHAIR]:
-        fake_openai.script(model, tokens=["One", " two", " three"], prompt_tokens=12)
-    return observed(council_settings(nats_url, fake_openai))
+    return scripted(nats_url, fake_openai)
 
 
 async def test_a_council_moves_every_services_metrics(
