@@ -13,6 +13,7 @@ from council.common.endpoint import EmbeddedServer, metrics_app
 from council.common.jetstream import Topology, close_quietly, connect, ensure_topology
 from council.common.logs import configure_logging
 from council.common.settings import Settings
+from council.common.tracing import setup_tracing
 from council.model_runner.providers import build_provider
 from council.model_runner.worker import Runner, RunnerStalled
 from council.orchestrator.metrics import OrchestratorMetrics
@@ -50,6 +51,7 @@ async def run_service(
     settings: Settings, name: str, body: Callable[[Topology, asyncio.Event], Awaitable[None]]
 ) -> None:
     """Connect, ensure the topology, run ``body`` until SIGINT/SIGTERM, then drain."""
+    setup_tracing(name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -10,6 +10,8 @@ from council.common.eventlog import append, council_exists, load_snapshot, load_
 from council.common.jetstream import Topology
 from council.common.logs import bind
 from council.common.settings import Settings
+from council.common.tracing import headers as trace_headers
+from council.common.tracing import span
 from council.deliberation.clock import utcnow
 from council.deliberation.state import CouncilState
 from council.gateway.feeds import Feeds
@@ -49,7 +51,8 @@ class Gateway:
     async def append(self, event: AnyEvent | SessionEvent, msg_id: str) -> bool:
         """Append ``event`` once per ``msg_id`` (False for a repeat), counted in the gateway's metrics."""
         bind(council_id=event.council_id, tenant=event.data.tenant if isinstance(event, CouncilSubmitted) else None)
-        appended = await append(self.topology.js, event, msg_id)
+        with span(f"gateway {event.__struct_config__.tag}", council_id=event.council_id):
+            appended = await append(self.topology.js, event, msg_id, trace_headers())
         if appended:
             self.metrics.appended_event(event)
         return appended

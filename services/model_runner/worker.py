@@ -33,6 +33,8 @@ from council.common.eventlog import Pipeline, append, last_seq_of, read_events
 from council.common.jetstream import Topology
 from council.common.logs import bind, log_context
 from council.common.settings import ModelSpec, RunnerSettings, Settings
+from council.common.tracing import context_of, span
+from council.common.tracing import headers as trace_headers
 from council.deliberation.clock import iso, utcnow
 from council.model_runner.health import PullHealth, health_app
 from council.model_runner.metering import DeltaBuffer, backoff_s, delta_window_s, usage_of
@@ -379,11 +381,12 @@ class Runner:
                 log.info("job %s: delivery %d, but its outcome is in the log already", job.job_id, delivery)
                 await _settle(msg.ack())
                 return
-            call = asyncio.create_task(self._call_with_retries(job, delivery, ticket))
-            self._active[key] = call
-            if key in self._aborted:  # the skip or cancel came while the checks above awaited
-                call.cancel()
-            await call
+            with span("runner job", context_of(msg.headers), council_id=job.council_id, model=job.model, stage=job.stage):
+                call = asyncio.create_task(self._call_with_retries(job, delivery, ticket))  # in the job's trace
+                self._active[key] = call
+                if key in self._aborted:  # the skip or cancel came while the checks above awaited
+                    call.cancel()
+                await call
         except asyncio.CancelledError:
             if key not in self._aborted:  # shutting down, not a cancel or skip of this member
                 if self._requeue:
@@ -496,7 +499,7 @@ class Runner:
         deadline = _monotonic() + OUTCOME_APPEND_S
         for retry in itertools.count(1):
             try:
-                await append(self._top.js, event, msg_id)
+                await append(self._top.js, event, msg_id, trace_headers())
                 self.metrics.appended_event(str(event.__struct_config__.tag))
                 return
             except (NatsError, TimeoutError) as exc:
@@ -517,6 +520,10 @@ class Runner:
         return spec, provider
 
     async def _call(self, job: Job, attempt: int, ticket: _Ticket) -> None:
+        with span("runner model call", council_id=job.council_id, model=job.model, stage=job.stage, attempt=attempt):
+            await self._call_once(job, attempt, ticket)
+
+    async def _call_once(self, job: Job, attempt: int, ticket: _Ticket) -> None:
         spec, provider = self._spec(job)
         js, cid = self._top.js, job.council_id
         async with self._model_slot(spec, job, ticket), self._streaming():

@@ -38,6 +38,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from opentelemetry.context import Context
 
 from council.common.eventlog import (
     MSG_ID,
@@ -57,6 +58,8 @@ from council.common.eventlog import (
 from council.common.jetstream import Backoff, Topology, is_transient
 from council.common.logs import log_context
 from council.common.settings import Settings
+from council.common.tracing import attached, context_of, span, tracing_active
+from council.common.tracing import headers as trace_headers
 from council.deliberation.clock import iso, utcnow
 from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState
@@ -81,7 +84,7 @@ from council.schemas.events import (
     CouncilFailedData,
     StageCompleted,
 )
-from council.schemas.subjects import LOG_STREAM, job_subject, log_filters_for_type
+from council.schemas.subjects import LOG_STREAM, event_subject, job_subject, log_filters_for_type
 
 __all__ = ["DURABLE", "MAX_DELIVER", "Orchestrator", "SupervisionError", "consumer_config"]
 
@@ -190,6 +193,7 @@ class Orchestrator:
         self._indexed: set[str] = set()  # councils this orchestrator has put in the index of running ones
         self._tick_failures: dict[str, int] = {}  # councils whose timed decisions failed, and how often
         self._listed: dict[str, str] = {}  # the status each council in memory has in the history
+        self._traces: dict[str, Context] = {}  # each council's latest trace context (tracing on only)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead when we can, consume while we lead, stand by again if the lease is lost.
@@ -218,6 +222,7 @@ class Orchestrator:
 
     def _forget(self) -> None:
         self._councils.clear()
+        self._traces.clear()
         self._sent.clear()
         self._indexed.clear()
         self._delivered_through = 0
@@ -385,6 +390,7 @@ class Orchestrator:
         self._sent.pop(council_id, None)
         self._tick_failures.pop(council_id, None)
         self._listed.pop(council_id, None)
+        self._traces.pop(council_id, None)
         self._remember_finished(council_id)
 
     async def _isolated(self, council_id: str, step: Awaitable[None]) -> None:
@@ -417,7 +423,20 @@ class Orchestrator:
     async def _resume(self, council_id: str) -> None:
         state = await self._state_of(council_id)
         if state is not None:
-            await self._act(state)
+            with span("orchestrator resume", await self._submitted_trace(council_id), council_id=council_id) as current:
+                if current is not None:
+                    self._traces[council_id] = current
+                await self._act(state)
+
+    async def _submitted_trace(self, council_id: str) -> Context | None:
+        """The trace a council adopted without a message of its own started in (tracing on only)."""
+        if not tracing_active() or council_id in self._traces:
+            return self._traces.get(council_id)
+        try:
+            submitted = await self._top.js.get_last_msg(LOG_STREAM, event_subject(council_id, "council.submitted"))
+        except NotFoundError:
+            return None
+        return context_of(submitted.headers)
 
     async def _state_of(self, council_id: str) -> CouncilState | None:
         state = self._councils.get(council_id)
@@ -439,7 +458,14 @@ class Orchestrator:
             return
         held = self._councils.get(event.council_id)
         member = getattr(event.data, "model", None)
-        with log_context(council_id=event.council_id, tenant=held.tenant if held else None, member=member):
+        # The trace of the message, else the council's latest (an event appended without one).
+        trace = context_of(msg.headers) or self._traces.get(event.council_id)
+        with (
+            log_context(council_id=event.council_id, tenant=held.tenant if held else None, member=member),
+            span(f"orchestrator {event.__struct_config__.tag}", trace, council_id=event.council_id) as current,
+        ):
+            if current is not None:
+                self._traces[event.council_id] = current
             await self._handle_event(msg, seq, event)
 
     async def _handle_event(self, msg: Msg, seq: int, event: AnyEvent) -> None:
@@ -546,20 +572,21 @@ class Orchestrator:
         if isinstance(intent, Append):
             # Stamped with the term, and deduplicated within it: a successor's own decision must
             # never be absorbed as a repeat of one the fold will ignore as a deposed leader's.
-            if await append(self._top.js, _stamped(intent.event, epoch), f"{intent.msg_id}@{epoch}"):
+            if await append(self._top.js, _stamped(intent.event, epoch), f"{intent.msg_id}@{epoch}", trace_headers()):
                 self.metrics.appended_event(intent.event, state)
                 log.debug("appended %s", intent.event.__struct_config__.tag)
         elif isinstance(intent, Dispatch):
             job = intent.job
             subject = job_subject(self._settings.pool_of(job.model), job.council_id, job.stage, job.model)
-            await self._top.js.publish(subject, encode(job), headers={MSG_ID: intent.msg_id})
+            await self._top.js.publish(subject, encode(job), headers={**trace_headers(), MSG_ID: intent.msg_id})
 
     async def _tick(self) -> None:
         """Time-driven decisions (deadlines) for councils under way, while the log is quiet."""
         for state in list(self._councils.values()):
             cid = state.council_id
             try:
-                await self._act(state)
+                with attached(self._traces.get(cid)):  # a deadline's decisions join the council's trace
+                    await self._act(state)
             except LeaseLost:
                 raise
             except Exception as exc:
