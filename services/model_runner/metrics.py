@@ -60,6 +60,7 @@ class RunnerMetrics:
             registry=r,
         )
         self.appended = events_appended(r)
+        self._deltas = self.appended.labels(SERVICE, "model.delta")  # the hot one: looked up once
 
     def completed(self, model: str, tenant: str, usage: Usage, latency_s: float, first_token_s: float | None) -> None:
         """A call that completed: its latency, first token, usage and cost."""
@@ -79,9 +80,13 @@ class RunnerMetrics:
         if retrying:
             self.retries.labels(kind).inc()
 
-    def appended_event(self, event_type: str, count: int = 1) -> None:
-        """``count`` events of ``event_type`` are in the log."""
-        self.appended.labels(SERVICE, event_type).inc(count)
+    def appended_event(self, event_type: str) -> None:
+        """An event of ``event_type`` is in the log."""
+        self.appended.labels(SERVICE, event_type).inc()
+
+    def appended_delta(self) -> None:
+        """A ``model.delta`` went out (its ack is not awaited)."""
+        self._deltas.inc()
 
     def render(self) -> bytes:
         """The Prometheus text of these instruments."""

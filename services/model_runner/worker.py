@@ -552,7 +552,7 @@ class Runner:
                 event = ModelDelta(council_id=cid, ts=iso(self._clock()), data=data)
                 try:
                     await deltas.append(event)
-                    self.metrics.appended_event("model.delta")
+                    self.metrics.appended_delta()
                 except (NatsError, TimeoutError) as exc:
                     if not lost:
                         log.warning("%s attempt %d: a delta was not appended: %r", job.job_id, attempt, exc)

@@ -19,7 +19,7 @@ from council.common.jetstream import Topology
 from council.common.settings import Settings
 from council.model_runner.providers import build_provider
 from council.model_runner.worker import Runner
-from council.schemas.events import ModelCompleted
+from council.schemas.events import ModelCompleted, ModelDelta
 from tests.conftest import serving
 from tests.fakes.providers import FakeProviderServer
 from tests.integration.test_provider_faults import CHAIR, MEMBERS, council_settings
@@ -148,7 +148,8 @@ async def test_a_council_moves_every_services_metrics(
             assert moved(orchestrator, "council_stage_duration_seconds_count", stage=stage) == 1
         assert moved(orchestrator, "council_council_duration_seconds_count", status="completed") == 1
         # The runner: every call's tokens and cost as the fake provider reported them, per model.
-        completions = [e for e in await read_events(topology.js, f"council.log.{council_id}.>") if isinstance(e, ModelCompleted)]
+        logged = await read_events(topology.js, f"council.log.{council_id}.>")
+        completions = [e for e in logged if isinstance(e, ModelCompleted)]
         for model in [*MEMBERS, CHAIR]:
             calls = [e for e in completions if e.data.model == model]
             assert calls, model
@@ -161,6 +162,8 @@ async def test_a_council_moves_every_services_metrics(
             assert moved(runner, "council_model_call_seconds_count", model=model) == len(calls)
             assert moved(runner, "council_model_first_token_seconds_count", model=model) == len(calls)
         assert moved(runner, "council_events_appended_total", service="runner", type="model.completed") == len(completions)
+        deltas = sum(isinstance(e, ModelDelta) for e in logged)
+        assert deltas and moved(runner, "council_events_appended_total", service="runner", type="model.delta") == deltas
         # Only the orchestrator reads the queues: its gauges show the pool, drained.
         queues = await until(client, orchestrator, lambda t: "council_job_queue_depth" in names(t))
         assert value(queues, "council_job_queue_depth", pool="fake-openai") == 0
