@@ -32,3 +32,4 @@ class Job(msgspec.Struct, frozen=True, kw_only=True, tag="job.requested", tag_fi
     task: JobTask = "council"
     # Stage 2 only: the labels this reviewer was shown, so the simulated provider can rank them.
     labels: list[str] = []
+    tenant: str = ""  # whose council the call is for ("" when auth is off): the label its usage and cost are counted under

@@ -9,13 +9,19 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from council.common.endpoint import EmbeddedServer, metrics_app
 from council.common.jetstream import Topology, close_quietly, connect, ensure_topology
 from council.common.keys import create_key, list_keys, revoke_key
+from council.common.logs import configure_logging
 from council.common.settings import Settings
+from council.common.tracing import setup_tracing
 from council.deliberation.clock import iso, utcnow
 from council.model_runner.providers import build_provider
 from council.model_runner.worker import Runner, RunnerStalled
+from council.orchestrator.metrics import OrchestratorMetrics
+from council.orchestrator.queues import watch_queues
 from council.orchestrator.service import Orchestrator
+from council.schemas.ids import slug
 
 __all__ = [
     "STALLED_EXIT_CODE",
@@ -27,22 +33,13 @@ __all__ = [
     "run_orchestrator",
     "run_runner",
     "run_service",
+    "serve_orchestrator",
 ]
 
 STALLED_EXIT_CODE = 3  # a runner that could not pull any more: whatever supervises it starts a fresh one
 log = logging.getLogger("council")
 T = TypeVar("T")
 KEYS_CONNECT_S = 60.0  # how long `council gateway` and `council keys` wait for NATS
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=os.environ.get("COUNCIL_LOG_LEVEL", level),
-        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
-    # httpx logs every request line at INFO; keep it quiet (and never near a key).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -59,6 +56,7 @@ async def run_service(
     settings: Settings, name: str, body: Callable[[Topology, asyncio.Event], Awaitable[None]]
 ) -> None:
     """Connect, ensure the topology, run ``body`` until SIGINT/SIGTERM, then drain."""
+    setup_tracing(name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -71,9 +69,32 @@ async def run_service(
         await close_quietly(nc)
 
 
+async def serve_orchestrator(
+    topology: Topology, settings: Settings, stop: asyncio.Event, metrics: OrchestratorMetrics | None = None
+) -> None:
+    """The orchestrator until ``stop``, and with ``orchestrator.metrics_port`` its /metrics (with the queue gauges)."""
+    metrics = metrics or OrchestratorMetrics()
+    orchestrator = Orchestrator(topology, settings, metrics=metrics)
+    config = settings.orchestrator
+    if not config.metrics_port:
+        await orchestrator.run(stop)
+        return
+    app = metrics_app(metrics.render)
+    server = EmbeddedServer(app, config.metrics_host, config.metrics_port, what="orchestrator metrics")
+    await server.start()
+    pools = sorted({slug(name) for name in settings.providers})
+    queues = asyncio.create_task(watch_queues(topology.js, pools, metrics, stop))
+    try:
+        await orchestrator.run(stop)
+    finally:
+        queues.cancel()
+        await asyncio.gather(queues, return_exceptions=True)
+        await server.stop()
+
+
 async def run_orchestrator(settings: Settings) -> None:
     async def body(topology: Topology, stop: asyncio.Event) -> None:
-        await Orchestrator(topology, settings).run(stop)
+        await serve_orchestrator(topology, settings, stop)
 
     await run_service(settings, "orchestrator", body)
 

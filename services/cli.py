@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +52,21 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _multiprocess_metrics(workers: int) -> Path | None:
+    """With several workers, a folder their metrics share (``PROMETHEUS_MULTIPROC_DIR``, emptied
+    first); the one made here, to remove afterwards, or None."""
+    from council.common.metrics import MULTIPROCESS_ENV, clear_multiprocess_dir
+
+    if given := os.environ.get(MULTIPROCESS_ENV):
+        clear_multiprocess_dir(Path(given))
+        return None
+    if workers <= 1:
+        return None
+    made = Path(tempfile.mkdtemp(prefix="council-gateway-metrics-"))
+    os.environ[MULTIPROCESS_ENV] = str(made)  # the workers uvicorn spawns inherit it
+    return made
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -67,16 +84,27 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             )
             return 2
         os.environ[REQUIRE_AUTH_ENV] = "1"  # for every worker: no request without a key, whatever happens to the keys
-    uvicorn.run(
-        "council.gateway.asgi:app_factory",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-        http="council.gateway.protocol:ProblemHttpProtocol",  # its own 400s as problem+json too
-    )
+    from uvicorn.config import LOGGING_CONFIG
+
+    from council.common.logs import json_logs
+
+    made = _multiprocess_metrics(args.workers)
+    try:
+        uvicorn.run(
+            "council.gateway.asgi:app_factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+            # JSON lines: uvicorn's own records go to our handler too, rather than its text formatter.
+            log_config=None if json_logs() else LOGGING_CONFIG,
+            timeout_graceful_shutdown=5,
+            http="council.gateway.protocol:ProblemHttpProtocol",  # its own 400s as problem+json too
+        )
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return 0
 
 

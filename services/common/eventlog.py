@@ -12,7 +12,7 @@ import logging
 import re
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import msgspec
@@ -109,9 +109,11 @@ def _subject(event: AnyEvent | SessionEvent) -> str:
     return event_subject(event.council_id, type_tag)
 
 
-async def append(js: JetStreamContext, event: AnyEvent | SessionEvent, msg_id: str) -> bool:
-    """Append ``event`` once per ``msg_id``: False when the log already had it (a repeat)."""
-    ack = await js.publish(_subject(event), encode(event), stream=LOG_STREAM, headers={MSG_ID: msg_id})
+async def append(
+    js: JetStreamContext, event: AnyEvent | SessionEvent, msg_id: str, headers: Mapping[str, str] | None = None
+) -> bool:
+    """Append ``event`` once per ``msg_id`` (with ``headers`` too, e.g. a trace's): False when the log already had it."""
+    ack = await js.publish(_subject(event), encode(event), stream=LOG_STREAM, headers={**(headers or {}), MSG_ID: msg_id})
     return not ack.duplicate
 
 

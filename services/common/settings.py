@@ -22,6 +22,7 @@ from council.schemas.ids import slug
 __all__ = [
     "HEALTH_PORT_ENV",
     "MAX_TOKENS_LIMIT",
+    "ORCHESTRATOR_METRICS_PORT_ENV",
     "REQUIRE_AUTH_ENV",
     "ConfigError",
     "CouncilDefaults",
@@ -39,6 +40,7 @@ __all__ = [
 MAX_TOKENS_LIMIT = 32_768  # for the catalogue's default and for every request
 HEALTH_PORT_ENV = "COUNCIL_RUNNER_HEALTH_PORT"  # per process, unlike the shared catalogue
 REQUIRE_AUTH_ENV = "COUNCIL_REQUIRE_AUTH"  # "1": the gateway takes no request without a key
+ORCHESTRATOR_METRICS_PORT_ENV = "COUNCIL_ORCHESTRATOR_METRICS_PORT"  # likewise
 
 ProviderKind = Literal["simulated", "openai", "anthropic", "gemini"]
 
@@ -158,6 +160,8 @@ class StageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 class OrchestratorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     lease_ttl_s: float = 10.0  # a standby takes over this long after the leader dies (the server expires it)
+    metrics_port: int = 0  # GET /metrics and /health on this port (COUNCIL_ORCHESTRATOR_METRICS_PORT overrides); 0: off
+    metrics_host: str = "0.0.0.0"  # scrapes come from outside the pod
 
 
 class StorageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -254,6 +258,8 @@ def _check(settings: Settings) -> Settings:
         raise ConfigError("storage.log_max_bytes: must be at least 1 MiB (1048576)")
     if settings.storage.snapshot_max_age_days < 1:
         raise ConfigError("storage.snapshot_max_age_days: must be at least 1")
+    if not 0 <= settings.orchestrator.metrics_port <= 65_535:
+        raise ConfigError("orchestrator.metrics_port: must be a port number (0 turns the endpoint off)")
     if settings.orchestrator.lease_ttl_s < 1:
         raise ConfigError("orchestrator.lease_ttl_s: must be at least 1 (the server expires leases in whole seconds)")
     synthesis = settings.stages.synthesis
@@ -321,9 +327,9 @@ def _builtin(name: str) -> tuple[bytes, str]:
     return ref.read_bytes(), f"built-in {name}"
 
 
-def _port(raw: str) -> int:
+def _port(raw: str, name: str = HEALTH_PORT_ENV) -> int:
     if not (raw.isascii() and raw.isdigit()):
-        raise ConfigError(f"{HEALTH_PORT_ENV}: must be a port number, got {raw[:20]!r}")
+        raise ConfigError(f"{name}: must be a port number, got {raw[:20]!r}")
     return int(raw)
 
 
@@ -350,6 +356,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         gateway["require_auth"] = True
     if env.get(HEALTH_PORT_ENV) and isinstance(runner := data.setdefault("runner", {}), dict):
         runner["health_port"] = _port(env[HEALTH_PORT_ENV])  # not a table: msgspec names the error below
+    metrics_port = env.get(ORCHESTRATOR_METRICS_PORT_ENV)
+    if metrics_port and isinstance(orchestrator := data.setdefault("orchestrator", {}), dict):
+        orchestrator["metrics_port"] = _port(metrics_port, ORCHESTRATOR_METRICS_PORT_ENV)
     try:
         settings = msgspec.convert(data, Settings)
     except msgspec.ValidationError as exc:

@@ -34,6 +34,7 @@ from council.gateway.events import CouncilEventsController
 from council.gateway.health import HealthController
 from council.gateway.history import HistoryController
 from council.gateway.mcp_tools import build_mcp_server
+from council.gateway.metrics import MetricsController
 from council.gateway.openai_api import OpenAIController
 from council.gateway.openapi import complete_openapi
 from council.gateway.page import PageController, static_files
@@ -163,6 +164,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[ControllerRouterHan
             CouncilEventsController,
             CatalogueController,
             HealthController,
+            MetricsController,
             HistoryController,
             SessionController,
             GroupChatController,

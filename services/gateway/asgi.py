@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from litestar import Litestar
 
+from council.common.logs import configure_logging
 from council.common.settings import load_settings
+from council.common.tracing import setup_tracing
 from council.gateway.app import create_app
 
 __all__ = ["app_factory"]
 
 
 def app_factory() -> Litestar:
+    """The gateway of this process (each of uvicorn's workers is one), logging as the CLI's own process does."""
+    configure_logging()
+    setup_tracing("gateway")
     return create_app(load_settings())

@@ -7,15 +7,20 @@ from datetime import datetime
 
 from litestar.datastructures import State
 
-from council.common.eventlog import council_owner, load_state
+from council.common.eventlog import append, council_owner, load_state
 from council.common.jetstream import Topology
+from council.common.logs import bind
 from council.common.settings import Settings
+from council.common.tracing import headers as trace_headers
+from council.common.tracing import span
 from council.deliberation.clock import utcnow
 from council.deliberation.state import CouncilState
 from council.gateway.admission import Admission, SpendLedger
 from council.gateway.auth import KeyRing, Principal
 from council.gateway.feeds import Feeds
+from council.gateway.metrics import gateway_metrics
 from council.gateway.problems import Problem
+from council.schemas.events import AnyEvent, CouncilSubmitted, SessionEvent
 from council.schemas.ids import is_council_id
 
 __all__ = ["Gateway", "Lifecycle", "provide_gateway"]
@@ -41,12 +46,14 @@ class Gateway:
         self.keys = KeyRing(topology.keys, required=settings.gateway.require_auth)
         self.spend = SpendLedger(topology.js)
         self.admission = Admission(topology.js, topology.limits, settings.limits, self.spend)
+        self.metrics = gateway_metrics()
         config = settings.gateway
         self.feeds = Feeds(
             topology.js,
             linger_s=config.feed_linger_s,
             inactive_s=config.consumer_inactive_s,
             ping_s=config.ping_interval_s,
+            clients=self.metrics.stream_clients,
         )
 
     async def start(self) -> None:
@@ -61,6 +68,15 @@ class Gateway:
         await self.keys.close()
         await self.spend.close()
         await self.feeds.close()
+
+    async def append(self, event: AnyEvent | SessionEvent, msg_id: str) -> bool:
+        """Append ``event`` once per ``msg_id`` (False for a repeat), counted in the gateway's metrics."""
+        bind(council_id=event.council_id, tenant=event.data.tenant if isinstance(event, CouncilSubmitted) else None)
+        with span(f"gateway {event.__struct_config__.tag}", council_id=event.council_id):
+            appended = await append(self.topology.js, event, msg_id, trace_headers())
+        if appended:
+            self.metrics.appended_event(event)
+        return appended
 
     def now(self) -> datetime:
         """The current time (UTC)."""
@@ -87,6 +103,7 @@ class Gateway:
         state = await load_state(self.topology.js, self.topology.views, council_id)
         if state is None or not principal.sees(state.tenant):
             raise self.not_found(council_id)
+        bind(council_id=council_id, tenant=state.tenant)  # in this request's log lines
         return state
 
     async def unfinished_council(self, council_id: str, principal: Principal) -> CouncilState:

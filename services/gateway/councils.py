@@ -16,7 +16,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from council.common.eventlog import append, load_state
+from council.common.eventlog import load_state
 from council.deliberation.clock import iso
 from council.gateway.auth import Principal
 from council.gateway.context import Gateway
@@ -107,7 +107,7 @@ class CouncilController(Controller):
         state = await gateway.unfinished_council(council_id, principal)
         if not state.cancel_requested:
             event = CancelRequested(council_id=council_id, ts=iso(gateway.now()), data=CancelRequestedData())
-            await append(gateway.topology.js, event, f"{council_id}:cancel_requested")
+            await gateway.append(event, f"{council_id}:cancel_requested")
         return CancelAccepted(council_id=council_id, status="cancelling")
 
     @post(
@@ -140,7 +140,7 @@ class CouncilController(Controller):
                 ts=iso(gateway.now()),
                 data=SkipRequestedData(model=body.model, stage=stage.stage),
             )
-            await append(gateway.topology.js, event, f"{council_id}:skip:s{stage.stage}:{member_token(body.model)}")
+            await gateway.append(event, f"{council_id}:skip:s{stage.stage}:{member_token(body.model)}")
         return SkipAccepted(council_id=council_id, model=body.model, stage=stage.stage, status="skipping")
 
     @get("/stream", summary="Start a council and stream it in one request (SSE)")
@@ -188,7 +188,7 @@ async def start_council(gateway: Gateway, council_id: str, data: CouncilSubmitte
     await gateway.admission.admit(data.tenant, council_id)
     try:
         event = CouncilSubmitted(council_id=council_id, ts=created_at, data=data)
-        appended = await append(gateway.topology.js, event, f"{council_id}:submitted")
+        appended = await gateway.append(event, f"{council_id}:submitted")
     except BaseException:
         with anyio.CancelScope(shield=True):
             await gateway.admission.withdraw(data.tenant, council_id)
@@ -206,7 +206,7 @@ async def cancel_abandoned_council(gateway: Gateway, council_id: str) -> None:
         ts=iso(gateway.now()),
         data=CancelRequestedData(reason="the streaming client disconnected"),
     )
-    await append(gateway.topology.js, cancel, f"{council_id}:cancel_requested")
+    await gateway.append(cancel, f"{council_id}:cancel_requested")
 
 
 def _accepted(council_id: str, status: str, created_at: str) -> Response[QueryAccepted]:

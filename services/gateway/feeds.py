@@ -18,6 +18,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from prometheus_client import Gauge
 
 from council.common.eventlog import Cursor, open_cursor, stream_seq
 from council.schemas.codec import DecodeError, decode_event, stamp_seq
@@ -141,8 +142,11 @@ class Feed:
 class Feeds:
     """The feeds of this gateway process, opened by a council's first viewer, retired after its last."""
 
-    def __init__(self, js: JetStreamContext, *, linger_s: float, inactive_s: float, ping_s: float) -> None:
+    def __init__(
+        self, js: JetStreamContext, *, linger_s: float, inactive_s: float, ping_s: float, clients: Gauge | None = None
+    ) -> None:
         self._js = js
+        self._clients = clients  # the viewers of every feed here, for the gateway's metrics
         self._ping_s = ping_s
         self._linger_s = linger_s
         self._inactive_s = inactive_s
@@ -182,10 +186,14 @@ class Feeds:
             feed._retiring.cancel()
             feed._retiring = None
         feed.viewers += 1
+        if self._clients is not None:
+            self._clients.inc()
         try:
             yield feed
         finally:
             feed.viewers -= 1
+            if self._clients is not None:
+                self._clients.dec()
             if feed.viewers == 0:
                 feed._retiring = asyncio.get_running_loop().call_later(self._linger_s, self._retire, feed)
 

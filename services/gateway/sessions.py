@@ -16,7 +16,6 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from council.common.eventlog import append
 from council.common.sessions import forget_session, is_session_position, read_session, recent_sessions, record_session
 from council.deliberation.clock import iso
 from council.deliberation.conversation import conversation_history
@@ -215,7 +214,7 @@ class SessionController(Controller):
         """Mark the session deleted and take it out of the list; a turn under way still finishes."""
         state = await session_of(gateway, session_id, principal)
         event = SessionDeleted(council_id=session_id, ts=iso(gateway.now()), data=SessionDeletedData())
-        await append(gateway.topology.js, event, f"{session_id}:deleted")
+        await gateway.append(event, f"{session_id}:deleted")
         await forget_session(gateway.topology.js, state)
         return SessionRemoved(session_id=session_id, status="deleted")
 
@@ -295,7 +294,7 @@ async def create(gateway: Gateway, body: SessionRequest, principal: Principal) -
         tenant=principal.tenant,
     )
     event = SessionCreated(council_id=session_id, ts=iso(gateway.now()), data=data)
-    await append(gateway.topology.js, event, f"{session_id}:created")
+    await gateway.append(event, f"{session_id}:created")
     state = await session_of(gateway, session_id, principal)
     await record_session(gateway.topology.js, state)
     log.info("created %s with %d members", session_id, len(panel.members))

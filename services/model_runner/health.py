@@ -8,25 +8,21 @@ caller's monotonic clock, so the bookkeeping is pure.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
-import uvicorn
 
+from council.common.endpoint import (
+    Answer,
+    App,
+    alive_answer,
+    metrics_answer,
+    problem_answer,
+    serve,
+)
 from council.schemas.codec import encode
 
-__all__ = ["HealthServer", "PoolStatus", "PullHealth", "Readiness", "health_app"]
-
-log = logging.getLogger("council.runner")
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
+__all__ = ["PoolStatus", "PullHealth", "Readiness", "health_app"]
 
 
 class PoolStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,75 +102,24 @@ class PullHealth:
         return Readiness(ready=ready, draining=self.draining, pools=pools)
 
 
-def health_app(health: PullHealth, clock: Callable[[], float]) -> App:
-    """An ASGI app: ``GET /health`` (the process answers) and ``GET /ready`` (every pool pulls)."""
+def health_app(health: PullHealth, clock: Callable[[], float], metrics: Callable[[], bytes] | None = None) -> App:
+    """An ASGI app: ``GET /health`` (the process answers), ``GET /ready`` (every pool pulls) and,
+    given ``metrics`` (what renders the runner's Prometheus text), ``GET /metrics``."""
+    paths = ("/health", "/ready", "/metrics") if metrics is not None else ("/health", "/ready")
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        status, body, headers = _answer(scope["method"], scope["path"], health, clock())
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+    def answer(method: str, path: str) -> Answer:
+        if path not in paths:
+            return problem_answer(404, "Not Found", f"only {', '.join(paths)} are here")
+        if method not in ("GET", "HEAD"):
+            return problem_answer(405, "Method Not Allowed", f"{path} answers GET and HEAD", (b"allow", b"GET, HEAD"))
+        if path == "/health":
+            return alive_answer()
+        if path == "/metrics" and metrics is not None:
+            return metrics_answer(metrics)
+        readiness = health.readiness(clock())
+        return (200 if readiness.ready else 503), encode(readiness), [_JSON]
 
-    return app
-
-
-class _Problem(msgspec.Struct, frozen=True, kw_only=True):
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-
-
-class _Alive(msgspec.Struct, frozen=True, kw_only=True):
-    status: str = "ok"
+    return serve(answer)
 
 
 _JSON = (b"content-type", b"application/json")
-_PROBLEM = (b"content-type", b"application/problem+json")
-Headers = list[tuple[bytes, bytes]]
-
-
-def _answer(method: str, path: str, health: PullHealth, now: float) -> tuple[int, bytes, Headers]:
-    if path not in ("/health", "/ready"):
-        return 404, encode(_Problem(title="Not Found", status=404, detail="only /health and /ready are here")), [_PROBLEM]
-    if method not in ("GET", "HEAD"):
-        problem = _Problem(title="Method Not Allowed", status=405, detail=f"{path} answers GET and HEAD")
-        return 405, encode(problem), [_PROBLEM, (b"allow", b"GET, HEAD")]
-    if path == "/health":
-        return 200, encode(_Alive()), [_JSON]
-    readiness = health.readiness(now)
-    return (200 if readiness.ready else 503), encode(readiness), [_JSON]
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside the runner's loop: the runner handles SIGTERM itself (it drains first)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class HealthServer:
-    """The health endpoints served by uvicorn as a task of the runner's own loop."""
-
-    def __init__(self, app: App, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, lifespan="off", log_level="warning", access_log=False)
-        self._server = _EmbeddedServer(config)
-        self._task: asyncio.Task[None] | None = None
-        self.address = f"http://{host}:{port}"
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                await self._task  # a port in use: uvicorn has logged why
-                raise RuntimeError(f"the health endpoint could not listen on {self.address}")
-            await asyncio.sleep(0.01)
-        log.info("runner health on %s/health and /ready", self.address)
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._server.should_exit = True
-        await asyncio.gather(self._task, return_exceptions=True)

@@ -28,12 +28,17 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import FetchTimeoutError, NotFoundError
 
+from council.common.endpoint import EmbeddedServer
 from council.common.eventlog import Pipeline, append, last_seq_of, read_events
 from council.common.jetstream import Topology
+from council.common.logs import bind, log_context
 from council.common.settings import ModelSpec, RunnerSettings, Settings
+from council.common.tracing import context_of, span
+from council.common.tracing import headers as trace_headers
 from council.deliberation.clock import iso, utcnow
-from council.model_runner.health import HealthServer, PullHealth, health_app
+from council.model_runner.health import PullHealth, health_app
 from council.model_runner.metering import DeltaBuffer, backoff_s, delta_window_s, usage_of
+from council.model_runner.metrics import RunnerMetrics
 from council.model_runner.providers.base import (
     Finish,
     Provider,
@@ -137,8 +142,10 @@ class Runner:
         pools: list[str] | None = None,
         max_in_flight: int | None = None,
         clock: Callable[[], datetime] = utcnow,
+        metrics: RunnerMetrics | None = None,
     ) -> None:
         self._top = topology
+        self.metrics = metrics or RunnerMetrics()
         self._settings = settings
         self._providers = providers
         self._pools = pools or sorted({slug(name) for name in settings.providers})
@@ -172,7 +179,8 @@ class Runner:
         server = None
         if self._settings.runner.health_port:
             r = self._settings.runner
-            server = HealthServer(health_app(self.health, _monotonic), r.health_host, r.health_port)
+            app = health_app(self.health, _monotonic, self.metrics.render)
+            server = EmbeddedServer(app, r.health_host, r.health_port, what="runner health and metrics")
             await server.start()
         halt = asyncio.Event()  # set by ``stop`` or by a puller that gave up
         pullers = [asyncio.create_task(self._pull(pool, halt)) for pool in self._pools]
@@ -332,6 +340,10 @@ class Runner:
         except (msgspec.DecodeError, NatsError, TimeoutError) as exc:
             log.error("could not handle an exhausted job: %r", exc)
             return
+        with log_context(council_id=job.council_id, tenant=job.tenant, member=job.model):
+            await self._exhausted(job, advisory)
+
+    async def _exhausted(self, job: Job, advisory: _MaxDeliveries) -> None:
         err = ProviderError(
             "internal", f"no outcome after {advisory.deliveries} deliveries: its runners stopped or crashed mid-call"
         )
@@ -356,6 +368,7 @@ class Runner:
             log.error("terminating unreadable job: %s", exc)
             await _settle(msg.term())
             return
+        bind(council_id=job.council_id, tenant=job.tenant, member=job.model)  # this job's task only
         key = (job.council_id, job.stage, job.model)
         delivery = msg.metadata.num_delivered
         heartbeat = asyncio.create_task(self._heartbeat(msg))
@@ -368,11 +381,12 @@ class Runner:
                 log.info("job %s: delivery %d, but its outcome is in the log already", job.job_id, delivery)
                 await _settle(msg.ack())
                 return
-            call = asyncio.create_task(self._call_with_retries(job, delivery, ticket))
-            self._active[key] = call
-            if key in self._aborted:  # the skip or cancel came while the checks above awaited
-                call.cancel()
-            await call
+            with span("runner job", context_of(msg.headers), council_id=job.council_id, model=job.model, stage=job.stage):
+                call = asyncio.create_task(self._call_with_retries(job, delivery, ticket))  # in the job's trace
+                self._active[key] = call
+                if key in self._aborted:  # the skip or cancel came while the checks above awaited
+                    call.cancel()
+                await call
         except asyncio.CancelledError:
             if key not in self._aborted:  # shutting down, not a cancel or skip of this member
                 if self._requeue:
@@ -449,6 +463,8 @@ class Runner:
                 return
             except ProviderError as err:
                 again = err.retryable and retry < attempts
+                self.metrics.failed(job.model, err.kind, retrying=again)
+                log.info("%s attempt %d failed (%s)%s: %s", job.job_id, attempt, err.kind, ", retrying" if again else "", err.message)
                 await self._failed(job, attempt, err, retrying=again)
                 if not again:
                     return
@@ -459,6 +475,7 @@ class Runner:
             except Exception as exc:  # a bug must not leave the member without an outcome
                 log.exception("job %s attempt %d failed inside the runner", job.job_id, attempt)
                 reason = f"the runner hit an unexpected {type(exc).__name__}; see its log"
+                self.metrics.failed(job.model, "internal", retrying=False)
                 await self._failed(job, attempt, ProviderError("internal", reason), retrying=False)
                 return
 
@@ -482,7 +499,8 @@ class Runner:
         deadline = _monotonic() + OUTCOME_APPEND_S
         for retry in itertools.count(1):
             try:
-                await append(self._top.js, event, msg_id)
+                await append(self._top.js, event, msg_id, trace_headers())
+                self.metrics.appended_event(str(event.__struct_config__.tag))
                 return
             except (NatsError, TimeoutError) as exc:
                 if _monotonic() >= deadline:
@@ -502,6 +520,10 @@ class Runner:
         return spec, provider
 
     async def _call(self, job: Job, attempt: int, ticket: _Ticket) -> None:
+        with span("runner model call", council_id=job.council_id, model=job.model, stage=job.stage, attempt=attempt):
+            await self._call_once(job, attempt, ticket)
+
+    async def _call_once(self, job: Job, attempt: int, ticket: _Ticket) -> None:
         spec, provider = self._spec(job)
         js, cid = self._top.js, job.council_id
         async with self._model_slot(spec, job, ticket), self._streaming():
@@ -530,6 +552,7 @@ class Runner:
                 event = ModelDelta(council_id=cid, ts=iso(self._clock()), data=data)
                 try:
                     await deltas.append(event)
+                    self.metrics.appended_delta()
                 except (NatsError, TimeoutError) as exc:
                     if not lost:
                         log.warning("%s attempt %d: a delta was not appended: %r", job.job_id, attempt, exc)
@@ -561,6 +584,9 @@ class Runner:
                 token_count=buffer.total_tokens,
                 finish_reason=finish,
             )
+            # The call is made and paid for: counted now, whether or not the log takes it at once.
+            self.metrics.completed(job.model, job.tenant, done.usage, done.latency_ms / 1000, ttft)
+            log.debug("%s attempt %d completed in %d ms, %d tokens", job.job_id, attempt, done.latency_ms, done.token_count)
             await self._append(ModelCompleted(council_id=cid, ts=iso(self._clock()), data=done), f"{job.job_id}:completed")
 
     @contextlib.asynccontextmanager

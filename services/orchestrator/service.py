@@ -38,6 +38,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from opentelemetry.context import Context
 
 from council.common.eventlog import (
     MSG_ID,
@@ -56,7 +57,10 @@ from council.common.eventlog import (
     stream_seq,
 )
 from council.common.jetstream import Backoff, Topology, is_transient
+from council.common.logs import log_context
 from council.common.settings import Settings
+from council.common.tracing import attached, context_of, span, tracing_active
+from council.common.tracing import headers as trace_headers
 from council.deliberation.clock import iso, utcnow
 from council.deliberation.fold import apply
 from council.deliberation.state import CouncilState
@@ -71,6 +75,7 @@ from council.orchestrator.domain.decide import (
 )
 from council.orchestrator.domain.discussion import Speaker
 from council.orchestrator.lease import Leadership, LeaseLost
+from council.orchestrator.metrics import OrchestratorMetrics
 from council.schemas.codec import DecodeError, decode_event, encode
 from council.schemas.events import (
     DECISION_EVENTS,
@@ -80,7 +85,7 @@ from council.schemas.events import (
     CouncilFailedData,
     StageCompleted,
 )
-from council.schemas.subjects import LOG_STREAM, job_subject, log_filters_for_type
+from council.schemas.subjects import LOG_STREAM, event_subject, job_subject, log_filters_for_type
 
 __all__ = ["DURABLE", "MAX_DELIVER", "Orchestrator", "SupervisionError", "consumer_config"]
 
@@ -159,8 +164,10 @@ class Orchestrator:
         settings: Settings,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        metrics: OrchestratorMetrics | None = None,
     ) -> None:
         self._top = topology
+        self.metrics = metrics or OrchestratorMetrics()
         self._settings = settings
         self._clock = clock
         self._monotonic = monotonic  # how long the lease is ours: never compared across machines
@@ -188,6 +195,7 @@ class Orchestrator:
         self._tick_failures: dict[str, int] = {}  # councils whose timed decisions failed, and how often
         self._listed: dict[str, str] = {}  # the status each council in memory has in the history
         self._spent: dict[str, float] = {}  # the cost of each council in memory, as last recorded
+        self._traces: dict[str, Context] = {}  # each council's latest trace context (tracing on only)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead when we can, consume while we lead, stand by again if the lease is lost.
@@ -216,6 +224,7 @@ class Orchestrator:
 
     def _forget(self) -> None:
         self._councils.clear()
+        self._traces.clear()
         self._sent.clear()
         self._indexed.clear()
         self._delivered_through = 0
@@ -392,6 +401,7 @@ class Orchestrator:
         self._tick_failures.pop(council_id, None)
         self._listed.pop(council_id, None)
         self._spent.pop(council_id, None)
+        self._traces.pop(council_id, None)
         self._remember_finished(council_id)
 
     async def _isolated(self, council_id: str, step: Awaitable[None]) -> None:
@@ -424,7 +434,20 @@ class Orchestrator:
     async def _resume(self, council_id: str) -> None:
         state = await self._state_of(council_id)
         if state is not None:
-            await self._act(state)
+            with span("orchestrator resume", await self._submitted_trace(council_id), council_id=council_id) as current:
+                if current is not None:
+                    self._traces[council_id] = current
+                await self._act(state)
+
+    async def _submitted_trace(self, council_id: str) -> Context | None:
+        """The trace a council adopted without a message of its own started in (tracing on only)."""
+        if not tracing_active() or council_id in self._traces:
+            return self._traces.get(council_id)
+        try:
+            submitted = await self._top.js.get_last_msg(LOG_STREAM, event_subject(council_id, "council.submitted"))
+        except NotFoundError:
+            return None
+        return context_of(submitted.headers)
 
     async def _state_of(self, council_id: str) -> CouncilState | None:
         state = self._councils.get(council_id)
@@ -444,6 +467,20 @@ class Orchestrator:
         if event.council_id in self._finished:
             await msg.ack()  # e.g. a runner finishing a call after the council was cancelled
             return
+        held = self._councils.get(event.council_id)
+        member = getattr(event.data, "model", None)
+        # The trace of the message, else the council's latest (an event appended without one).
+        trace = context_of(msg.headers) or self._traces.get(event.council_id)
+        with (
+            log_context(council_id=event.council_id, tenant=held.tenant if held else None, member=member),
+            span(f"orchestrator {event.__struct_config__.tag}", trace, council_id=event.council_id) as current,
+        ):
+            if current is not None:
+                self._traces[event.council_id] = current
+            await self._handle_event(msg, seq, event)
+
+    async def _handle_event(self, msg: Msg, seq: int, event: AnyEvent) -> None:
+        """Fold one council's event, act on it, and settle its message."""
         try:
             state = self._councils.get(event.council_id)
             if state is None:
@@ -490,10 +527,11 @@ class Orchestrator:
 
     async def _give_up_on(self, council_id: str, reason: str) -> None:
         """End a council this orchestrator cannot carry on with: every accepted council ends."""
-        log.error("failing %s: %s", council_id, reason)
+        with log_context(council_id=council_id):
+            log.error("failing %s: %s", council_id, reason)
         data = CouncilFailedData(kind="internal", reason=reason[:MAX_REASON_CHARS])
         failed = CouncilFailed(council_id=council_id, ts=iso(self._clock()), data=data)
-        await self._execute(Append(failed, f"{council_id}:failed"))
+        await self._execute(Append(failed, f"{council_id}:failed"), self._councils.get(council_id))
         try:  # the final snapshot and line in the history, if the fold of this council works at all
             state = await self._save_full_fold(council_id)
             if state is not None:
@@ -508,6 +546,11 @@ class Orchestrator:
             self._finished.popitem(last=False)
 
     async def _act(self, state: CouncilState) -> None:
+        with log_context(council_id=state.council_id, tenant=state.tenant):
+            await self._decide(state)
+
+    async def _decide(self, state: CouncilState) -> None:
+        """Carry out what ``decide`` says next; a council that has ended leaves memory and the index."""
         cid = state.council_id
         if not state.terminal:
             await self._hold(state)
@@ -517,7 +560,7 @@ class Orchestrator:
         for intent in decide(state, self._catalogue, self._clock(), sent):
             if intent.msg_id in sent:
                 continue
-            await self._execute(intent)
+            await self._execute(intent, state)
             sent.add(intent.msg_id)
         if state.terminal:
             # Saved before the terminal event is acked: once the log ages out, this snapshot is
@@ -536,23 +579,27 @@ class Orchestrator:
             raise LeaseLost("the lease may have lapsed: no more decisions from this orchestrator")
         return self._leadership.epoch
 
-    async def _execute(self, intent: Intent) -> None:
+    async def _execute(self, intent: Intent, state: CouncilState | None) -> None:
+        """Carry out one decision made from ``state`` (counted once the log has it)."""
         epoch = self._term()
         if isinstance(intent, Append):
             # Stamped with the term, and deduplicated within it: a successor's own decision must
             # never be absorbed as a repeat of one the fold will ignore as a deposed leader's.
-            await append(self._top.js, _stamped(intent.event, epoch), f"{intent.msg_id}@{epoch}")
+            if await append(self._top.js, _stamped(intent.event, epoch), f"{intent.msg_id}@{epoch}", trace_headers()):
+                self.metrics.appended_event(intent.event, state)
+                log.debug("appended %s", intent.event.__struct_config__.tag)
         elif isinstance(intent, Dispatch):
             job = intent.job
             subject = job_subject(self._settings.pool_of(job.model), job.council_id, job.stage, job.model)
-            await self._top.js.publish(subject, encode(job), headers={MSG_ID: intent.msg_id})
+            await self._top.js.publish(subject, encode(job), headers={**trace_headers(), MSG_ID: intent.msg_id})
 
     async def _tick(self) -> None:
         """Time-driven decisions (deadlines) for councils under way, while the log is quiet."""
         for state in list(self._councils.values()):
             cid = state.council_id
             try:
-                await self._act(state)
+                with attached(self._traces.get(cid)):  # a deadline's decisions join the council's trace
+                    await self._act(state)
             except LeaseLost:
                 raise
             except Exception as exc:

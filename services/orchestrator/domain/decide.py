@@ -133,6 +133,7 @@ def _job(
             stream_tokens=st.stream_tokens,
             task=task,
             labels=labels,
+            tenant=st.tenant,
         )
     )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from council.common.settings import HEALTH_PORT_ENV, ConfigError, load_settings
+from council.common.settings import HEALTH_PORT_ENV, ORCHESTRATOR_METRICS_PORT_ENV, ConfigError, load_settings
 
 
 def with_runner(tmp_path: Path, table: str) -> dict[str, str]:
@@ -19,6 +19,17 @@ def with_runner(tmp_path: Path, table: str) -> dict[str, str]:
 def test_the_health_endpoint_is_off_by_default_and_the_env_turns_it_on() -> None:
     assert load_settings({}).runner.health_port == 0
     assert load_settings({HEALTH_PORT_ENV: "8081"}).runner.health_port == 8081
+
+
+def test_the_orchestrator_metrics_endpoint_is_off_by_default_and_the_env_turns_it_on() -> None:
+    assert load_settings({}).orchestrator.metrics_port == 0
+    assert load_settings({ORCHESTRATOR_METRICS_PORT_ENV: "9464"}).orchestrator.metrics_port == 9464
+
+
+@pytest.mark.parametrize("raw", ["nine", "-1", "99999"])
+def test_an_orchestrator_metrics_port_that_is_not_a_port_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="metrics_port|" + ORCHESTRATOR_METRICS_PORT_ENV):
+        load_settings({ORCHESTRATOR_METRICS_PORT_ENV: raw})
 
 
 @pytest.mark.parametrize("raw", ["eighty", "-1", "８０", "80.5"])

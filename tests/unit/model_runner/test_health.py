@@ -104,3 +104,10 @@ async def test_anything_else_is_a_problem(method: str, path: str, status: int) -
     assert got == status and headers["content-type"] == "application/problem+json"
     assert msgspec.json.decode(body)["status"] == status
     assert status != 405 or headers["allow"] == "GET, HEAD"
+
+
+async def test_given_its_metrics_the_health_port_serves_them_too() -> None:
+    app = health_app(fresh(), lambda: 0.0, lambda: b"council_up 1\n")
+    status, headers, body = await call(app, "GET", "/metrics")
+    assert (status, body) == (200, b"council_up 1\n")
+    assert headers["content-type"].startswith("text/plain; version=")

@@ -109,6 +109,12 @@ def test_stage_one_jobs_carry_the_councils_settings() -> None:
     assert {(j.max_tokens, j.temperature, j.stream_tokens, tuple(j.labels)) for j in jobs} == {(321, 0.2, True, ())}
 
 
+def test_every_job_carries_the_councils_tenant() -> None:
+    state = replace(submitted_state(), tenant="acme")
+    jobs = [i.job for i in decide(state, catalogue(), T0) if isinstance(i, Dispatch)]
+    assert jobs and {j.tenant for j in jobs} == {"acme"}
+
+
 @pytest.mark.parametrize(
     "state",
     [
