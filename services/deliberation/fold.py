@@ -261,7 +261,12 @@ def _current_term(state: CouncilState, event: AnyEvent) -> bool:
 
 
 def apply(state: CouncilState, event: AnyEvent) -> CouncilState:
-    """One event onto the state: a repeat (seq at or below ``last_seq``) changes nothing."""
+    """One event onto the state: a repeat (seq at or below ``last_seq``) changes nothing.
+
+    Events must come in log order: one that arrives behind a later one is skipped as a repeat
+    even if it never was one, so a reader that can receive them out of order (a consumer's
+    redelivery) must read the log again instead.
+    """
     if event.seq and event.seq <= state.last_seq:
         return state
     if not state.terminal and _current_term(state, event):

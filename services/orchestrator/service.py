@@ -3,10 +3,11 @@
 One durable consumer reads every council's events except ``model.delta``: token deltas are most
 of the log and decide nothing, so the orchestrator never sees them. State per council is held in
 memory while it runs and rebuilt from the log (snapshot + tail) whenever it is not — after a
-restart, or for a council first seen mid-way. Because that in-memory state skips deltas, it is
-never saved as a snapshot itself: what is saved is the full fold (the previous snapshot +
-everything since), so snapshot + tail always equals the fold — in the background after each
-stage, and before the terminal event is acknowledged at the end.
+restart, or for a council first seen mid-way — and whenever an event arrives behind later ones
+already folded (a redelivery, which the fold alone would skip as seen). Because that in-memory
+state skips deltas, it is never saved as a snapshot itself: what is saved is the full fold (the
+previous snapshot + everything since), so snapshot + tail always equals the fold — in the
+background after each stage, and before the terminal event is acknowledged at the end.
 Which councils are running is kept in an index (the ``COUNCIL_ACTIVE`` stream: one message per
 council, purged when it ends). On start-up and on every takeover the orchestrator adopts those
 (and any submitted after the ack floor) and acts on each at once, so councils that were mid-step
@@ -104,8 +105,9 @@ SUBMITTED_FILTERS = log_filters_for_type("council.submitted")
 # Every council event but the deltas; a session's own events (session.*) are no council's.
 DECISION_FILTERS = [f for t in EVENT_TYPES if t != "model.delta" and not t.startswith("session.") for f in log_filters_for_type(t)]
 TICK_S = 1.0
-# A delivery lost in flight (its consumer's leader changed while it was on the wire) comes back
-# only after this; repeats are harmless (the fold skips a seq it has seen), a stalled council is not.
+# A delivery lost in flight (its consumer's leader changed while it was on the wire, or nats-py
+# dropped the batch it was in on a 503) comes back only after this, behind the events that
+# followed it: the council's state is then read again from the log, in order (see ``_behind``).
 ACK_WAIT_S = 10.0
 FINISHED_MEMORY = 10_000  # finished councils remembered, so late events don't trigger a rebuild
 
@@ -196,6 +198,7 @@ class Orchestrator:
         self._listed: dict[str, str] = {}  # the status each council in memory has in the history
         self._spent: dict[str, float] = {}  # the cost of each council in memory, as last recorded
         self._traces: dict[str, Context] = {}  # each council's latest trace context (tracing on only)
+        self._read_through: dict[str, int] = {}  # per council held: its last seq when its state was read from the log
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead when we can, consume while we lead, stand by again if the lease is lost.
@@ -225,6 +228,7 @@ class Orchestrator:
     def _forget(self) -> None:
         self._councils.clear()
         self._traces.clear()
+        self._read_through.clear()
         self._sent.clear()
         self._indexed.clear()
         self._delivered_through = 0
@@ -376,7 +380,7 @@ class Orchestrator:
             await self._list(snapshot)  # it may have ended just before its line in the history changed
             await self._forget_finished(council_id)
             return
-        state = await load_state(self._top.js, self._top.views, council_id)
+        state = await self._load(council_id)
         if state is None or state.terminal:
             if state is not None:  # it ended before its final snapshot was saved
                 await save_snapshot(self._top.views, state)
@@ -397,6 +401,7 @@ class Orchestrator:
         await mark_finished(self._top.js, council_id)
         self._indexed.discard(council_id)
         self._councils.pop(council_id, None)
+        self._read_through.pop(council_id, None)
         self._sent.pop(council_id, None)
         self._tick_failures.pop(council_id, None)
         self._listed.pop(council_id, None)
@@ -452,8 +457,26 @@ class Orchestrator:
     async def _state_of(self, council_id: str) -> CouncilState | None:
         state = self._councils.get(council_id)
         if state is None:
-            state = await load_state(self._top.js, self._top.views, council_id)
+            state = await self._load(council_id)
         return state
+
+    async def _load(self, council_id: str) -> CouncilState | None:
+        """The council as the log knows it now: every event of it up to its ``last_seq`` is folded."""
+        state = await load_state(self._top.js, self._top.views, council_id)
+        if state is not None:
+            self._read_through[council_id] = state.last_seq
+        return state
+
+    def _behind(self, state: CouncilState, event: AnyEvent) -> bool:
+        """Whether ``event`` comes after later events of its council were folded, and may never have been.
+
+        The consumer delivers in log order only the first time: a message lost on the way (or
+        not acked in time) comes back after ``ack_wait``, behind the ones that followed it, and
+        ``apply`` would skip it as seen — a missed ``stage.started`` or ``review.parsed`` would
+        then stall the council for good. Whether it was seen cannot be told from the state, so
+        it is read again from the log; an event that reading already covered is a mere repeat.
+        """
+        return self._read_through.get(state.council_id, 0) < event.seq < state.last_seq
 
     async def _handle(self, msg: Msg) -> None:
         seq = stream_seq(msg)
@@ -483,8 +506,8 @@ class Orchestrator:
         """Fold one council's event, act on it, and settle its message."""
         try:
             state = self._councils.get(event.council_id)
-            if state is None:
-                state = await load_state(self._top.js, self._top.views, event.council_id)
+            if state is None or self._behind(state, event):
+                state = await self._load(event.council_id)
                 if state is None:
                     await msg.ack()  # an event for a council never submitted: nothing to do
                     return
