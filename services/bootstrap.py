@@ -147,10 +147,11 @@ async def run_mcp_stdio(settings: Settings) -> None:
     nc = await connect(settings.nats_url, "council-mcp")
     try:
         gateway = Gateway(await ensure_topology(nc, settings.replicas, storage=settings.storage), settings)
+        await gateway.start()  # the limits hold over stdio too (its caller is the local tenant)
         try:
             await build_mcp_server(lambda: gateway).run_stdio_async()
         finally:
-            await gateway.feeds.close()
+            await gateway.close()
     finally:
         await close_quietly(nc)
 

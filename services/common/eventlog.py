@@ -85,6 +85,7 @@ __all__ = [
     "recent_councils",
     "record_in_history",
     "record_spend",
+    "running_marks",
     "save_snapshot",
     "stream_seq",
     "stream_subjects",
@@ -514,15 +515,28 @@ async def mark_active(js: JetStreamContext, council_id: str) -> None:
 
 
 async def mark_finished(js: JetStreamContext, council_id: str) -> None:
-    """Take the council out of the index of running councils (and its tenant's count of them)."""
+    """Take the council out of its tenant's count of running councils, then out of the index."""
+    await js.purge_stream(ACTIVE_STREAM, subject=running_marks_of(council_id))  # first: the index finds it again
     await js.purge_stream(ACTIVE_STREAM, subject=active_subject(council_id))
-    await js.purge_stream(ACTIVE_STREAM, subject=running_marks_of(council_id))
 
 
-async def mark_running(js: JetStreamContext, tenant: str, council_id: str) -> int:
-    """Count an accepted council against its tenant's running councils; how many there are now."""
-    await js.publish(running_subject(tenant, council_id), b"", stream=ACTIVE_STREAM)
+async def mark_running(js: JetStreamContext, tenant: str, council_id: str) -> int | None:
+    """Count an accepted council against its tenant's running councils; how many there are now,
+    or None when it was counted already (the same council, submitted again)."""
+    subject = running_subject(tenant, council_id)
+    try:
+        await js.get_last_msg(ACTIVE_STREAM, subject)
+        return None
+    except NotFoundError:
+        pass
+    await js.publish(subject, b"", stream=ACTIVE_STREAM)
     return len(await stream_subjects(js, ACTIVE_STREAM, running_filter(tenant)))
+
+
+async def running_marks(js: JetStreamContext) -> dict[str, str]:
+    """Every tenant's running-council marker: council id -> its subject."""
+    names = await stream_subjects(js, ACTIVE_STREAM, f"{ACTIVE_ROOT}.tenants.>")
+    return {name.rsplit(".", 1)[1]: name for name in names}
 
 
 async def unmark_running(js: JetStreamContext, tenant: str, council_id: str) -> None:

@@ -90,10 +90,13 @@ async def list_keys(kv: KeyValue) -> list[ApiKeyRecord]:
 
 
 async def revoke_key(kv: KeyValue, key_id: str, now: str) -> ApiKeyRecord:
-    """Revoke key ``key_id`` (again is harmless); every gateway stops taking it within seconds."""
-    record = await read_key(kv, key_id.removeprefix("ck_")[:12]) if re.fullmatch(r"(ck_)?[0-9a-f]{12}", key_id) else None
+    """Revoke key ``key_id`` (or the key itself: its id is read from it; again is harmless); every
+    gateway stops taking it within seconds."""
+    wanted = key_id_of(key_id) or (key_id if re.fullmatch(r"[0-9a-f]{12}", key_id) else None)
+    record = await read_key(kv, wanted) if wanted is not None else None
     if record is None:
-        raise KeyProblem(f"no key {key_id[:40]!r}; council keys list shows them")
+        shown = wanted or key_id[:15]  # never more of a key than its id: the rest is its secret
+        raise KeyProblem(f"no key {shown!r}; council keys list shows them")
     if record.revoked_at is None:
         record = msgspec.structs.replace(record, revoked_at=now)
         await kv.put(record.id, encode(record))

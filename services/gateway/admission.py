@@ -20,6 +20,7 @@ import logging
 import math
 import time
 from collections import defaultdict
+from datetime import datetime, timedelta
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -27,7 +28,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
-from council.common.eventlog import mark_running, unmark_running
+from council.common.eventlog import mark_running, stream_seq, unmark_running
 from council.common.settings import LimitsSettings
 from council.gateway.problems import Problem
 from council.schemas.codec import decode_as, encode
@@ -39,6 +40,7 @@ __all__ = ["Admission", "SpendLedger"]
 log = logging.getLogger("council.gateway")
 
 WAITING_CACHE_S = 1.0  # the job queue's depth is asked at most this often
+BACKLOG_WAIT_S = 10.0  # how long start-up waits to have read the days' spend so far
 CAS_ATTEMPTS = 8
 
 
@@ -52,6 +54,10 @@ def _seconds_to_midnight(now: float) -> float:
     return 86_400 - now % 86_400
 
 
+def _day_before(day: str) -> str:
+    return (datetime.strptime(day, "%Y%m%d") - timedelta(days=1)).strftime("%Y%m%d")
+
+
 class SpendLedger:
     """What each tenant's councils cost per day, followed from ``COUNCIL_SPEND`` as it changes."""
 
@@ -59,19 +65,32 @@ class SpendLedger:
         self._js = js
         self._costs: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         self._sub: JetStreamContext.PushSubscription | None = None
+        self._latest_day = ""
+        self._read_to = 0  # the highest seq taken
+        self._caught_up = asyncio.Event()
+        self._backlog = 0  # the stream's last seq when the ledger started: read up to it before answering
 
     async def start(self) -> None:
-        """Read what the stream holds (the last days), then follow it."""
+        """Read what the stream holds (the last days), then follow it; returns once the backlog is in."""
+        stored = (await self._js.stream_info(SPEND_STREAM)).state
+        self._backlog = stored.last_seq or 0 if stored.messages else 0  # the newest message is the last to age out
+        if self._backlog == 0:
+            self._caught_up.set()
         config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0)
         self._sub = await self._js.subscribe(
             f"{SPEND_ROOT}.>", stream=SPEND_STREAM, ordered_consumer=True, config=config, idle_heartbeat=5.0, cb=self._take
         )
+        async with asyncio.timeout(BACKLOG_WAIT_S):
+            await self._caught_up.wait()
 
     async def close(self) -> None:
         if self._sub is not None:
             await self._sub.unsubscribe()
 
     async def _take(self, msg: Msg) -> None:
+        self._read_to = max(self._read_to, stream_seq(msg))
+        if self._read_to >= self._backlog:
+            self._caught_up.set()
         parts = msg.subject.split(".")
         if len(parts) != 5:
             return
@@ -80,6 +99,10 @@ class SpendLedger:
             self._costs[(token, day)][council_id] = float(msg.data)
         except ValueError:
             log.warning("unreadable spend record on %s", msg.subject)
+        if day > self._latest_day:  # a new day: forget the ones no limit asks about any more
+            self._latest_day = day
+            for stale in [key for key in self._costs if key[1] < day and key[1] != _day_before(day)]:
+                del self._costs[stale]
 
     def spent(self, tenant: str, day: str) -> float:
         """The cost so far of the tenant's councils of ``day`` (``YYYYMMDD``, UTC)."""
@@ -114,7 +137,7 @@ class Admission:
                 )
         if limits.max_running > 0:
             running = await mark_running(self._js, tenant, council_id)
-            if running > limits.max_running:
+            if running is not None and running > limits.max_running:
                 await unmark_running(self._js, tenant, council_id)
                 raise _limited(
                     "running", f"{running - 1} councils are running, the limit is {limits.max_running}; wait for one to end", 5

@@ -12,14 +12,17 @@ gateway within moments. A tenant sees only its own councils and sessions (anyone
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Controller, Request, Response, delete, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.kv import KeyValue
 
 from council.common.jetstream import Backoff
@@ -45,6 +48,7 @@ log = logging.getLogger("council.gateway")
 
 COOKIE = "council_key"
 REALM = 'Bearer realm="council"'
+RELIST_S = 30.0  # every key is read again after this long without a change
 PUBLIC = "public"  # a route handler's opt: answered without a key (health, the page and its files)
 
 
@@ -105,24 +109,36 @@ class KeyRing:
         await self._loaded.wait()
 
     async def _follow(self) -> None:
+        """Every key, then each change as it comes; all of them again after a quiet RELIST_S, since
+        a watch that stopped receiving (an update lost in a callback) would never say so."""
         backoff = Backoff(0.2, 5.0)
         while True:
+            watcher: KeyValue.KeyWatcher | None = None
             try:
                 watcher = await self._kv.watchall()
                 self._records = {r.id: r for r in await list_keys(self._kv)}
                 self._loaded.set()
                 backoff.reset()
-                async for entry in watcher:
+                while True:
+                    try:
+                        entry = await watcher.updates(timeout=RELIST_S)  # type: ignore[no-untyped-call]
+                    except NatsTimeoutError:
+                        break
                     if entry is None or entry.key is None:
                         continue
                     if entry.operation in ("DEL", "PURGE") or not entry.value:
                         self._records.pop(entry.key, None)
                     else:
                         self._records[entry.key] = decode_as(entry.value, ApiKeyRecord)
+                continue
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # NATS away, or the watch ended: read them all again
+            except Exception as exc:  # NATS away: read them all again shortly
                 log.warning("watching the API keys failed (%s); again shortly", type(exc).__name__)
+            finally:
+                if watcher is not None:
+                    with contextlib.suppress(Exception):
+                        await watcher.stop()  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff.next_delay())
 
     def principal(self, key: str | None) -> Principal:
@@ -144,13 +160,44 @@ def authenticate(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRo
     gateway = connection.app.state.gateway
     if gateway is None:
         return  # not connected yet: the route answers 503 itself
-    connection.state.principal = gateway.keys.principal(presented_key(connection.headers, connection.cookies))
+    principal = gateway.keys.principal(presented_key(connection.headers, connection.cookies))
+    if principal.key_id is not None and _by_cookie(connection) and _cross_site(connection):
+        raise Problem(
+            403,
+            "cross-site",
+            "Cross-site request",
+            "a request authenticated by the web page's cookie must come from the page itself; send the key in a header",
+        )
+    connection.state.principal = principal
+
+
+def _by_cookie(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    headers = connection.headers
+    return "authorization" not in headers and "x-api-key" not in headers
+
+
+def _cross_site(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether a request that changes something comes from another site's page (CSRF)."""
+    if connection.scope.get("method", "GET") in ("GET", "HEAD"):
+        return False
+    headers = connection.headers
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != headers.get("host", "")
 
 
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
-    """The principal the guard found for this request (the ``principal`` dependency)."""
+    """The principal the guard found for this request (the ``principal`` dependency); with auth
+    on, a route the guard let through without one gets none (401), never the local principal."""
     found = request.state.get("principal")
-    return found if isinstance(found, Principal) else LOCAL
+    if isinstance(found, Principal):
+        return found
+    gateway = request.app.state.gateway
+    if gateway is not None and gateway.keys.enabled:
+        raise _unauthorized("send an API key: Authorization: Bearer <key> (or X-API-Key)")
+    return LOCAL
 
 
 class KeyBody(msgspec.Struct, frozen=True, kw_only=True):
@@ -166,6 +213,8 @@ class AuthController(Controller):
     @post("/", status_code=204, summary="Keep an API key in a cookie for the web page")
     async def set_cookie(self, request: Request[Any, Any, Any]) -> Response[None]:
         """Check the key, then set it as an HttpOnly, SameSite=Strict cookie."""
+        if _cross_site(request):
+            raise Problem(403, "cross-site", "Cross-site request", "the key must be given on the page itself")
         body = parse_body(await request.body(), KeyBody, "the key")
         if key_id_of(body.key) is None:
             raise Problem(422, "invalid-key", "Not an API key", "an API key looks like ck_<12 hex digits>_<48 hex digits>")
@@ -174,7 +223,7 @@ class AuthController(Controller):
             raise Problem(503, "not-ready", "Not ready", "not connected to NATS yet; retry shortly")
         gateway.keys.principal(body.key)
         response: Response[None] = Response(None, status_code=204)
-        secure = request.url.scheme == "https"
+        secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
         response.set_cookie(COOKIE, body.key, httponly=True, samesite="strict", secure=secure, path="/")
         return response
 

@@ -70,7 +70,7 @@ class CouncilController(Controller):
         if key is None:
             council_id = new_council_id(gateway.now())
         else:
-            claim = await claim_key(gateway, key, data)
+            claim = await claim_key(gateway, key, data.tenant, data)
             council_id = claim.council_id
             if not claim.created:
                 existing = await load_state(gateway.topology.js, gateway.topology.views, council_id)

@@ -29,7 +29,8 @@ class KeyClaim(msgspec.Struct, frozen=True, kw_only=True):
     created: bool
 
 
-def _checked_slot(key: str) -> str:
+def _checked_slot(key: str, tenant: str) -> str:
+    """The key's slot, the tenant's own: another tenant's use of the same key is not a reuse."""
     if not 0 < len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise Problem(
             400,
@@ -37,7 +38,8 @@ def _checked_slot(key: str) -> str:
             "Invalid Idempotency-Key",
             f"the key must be 1–{MAX_IDEMPOTENCY_KEY} printable characters",
         )
-    return hashlib.sha256(key.encode()).hexdigest()  # never the raw key: it is user text
+    scoped = f"{tenant}\0{key}" if tenant else key  # without auth, the slots keys always had
+    return hashlib.sha256(scoped.encode()).hexdigest()  # never the raw key: it is user text
 
 
 def _same_body(record: IdempotencyRecord, body_hash: str) -> str:
@@ -51,10 +53,10 @@ def _same_body(record: IdempotencyRecord, body_hash: str) -> str:
     return record.council_id
 
 
-async def claim_key(gateway: Gateway, key: str, data: object, fresh: str | None = None) -> KeyClaim:
+async def claim_key(gateway: Gateway, key: str, tenant: str, data: object, fresh: str | None = None) -> KeyClaim:
     """Map an Idempotency-Key to a council id: ``fresh`` (by default a new one), or the one a
     same-body request got. ``data`` is what the request asks for, as the body hash covers it."""
-    slot = _checked_slot(key)
+    slot = _checked_slot(key, tenant)
     body_hash = hashlib.sha256(encode(data)).hexdigest()
     fresh = fresh or new_council_id(gateway.now())
     try:
@@ -65,9 +67,9 @@ async def claim_key(gateway: Gateway, key: str, data: object, fresh: str | None 
         return KeyClaim(council_id=_same_body(decode_as(entry.value or b"", IdempotencyRecord), body_hash), created=False)
 
 
-async def prior_claim(gateway: Gateway, key: str, data: object) -> str | None:
+async def prior_claim(gateway: Gateway, key: str, tenant: str, data: object) -> str | None:
     """The council a same-body request with this key started, if one did (422 if another body did)."""
-    slot = _checked_slot(key)
+    slot = _checked_slot(key, tenant)
     try:
         entry = await gateway.topology.idempotency.get(slot)
     except (KeyNotFoundError, KeyDeletedError):
@@ -75,6 +77,6 @@ async def prior_claim(gateway: Gateway, key: str, data: object) -> str | None:
     return _same_body(decode_as(entry.value or b"", IdempotencyRecord), hashlib.sha256(encode(data)).hexdigest())
 
 
-async def release_key(gateway: Gateway, key: str) -> None:
+async def release_key(gateway: Gateway, key: str, tenant: str) -> None:
     """Forget a claim whose request appended nothing, so the key can be used again."""
-    await gateway.topology.idempotency.delete(_checked_slot(key))
+    await gateway.topology.idempotency.delete(_checked_slot(key, tenant))

@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.multiprocess import mark_process_dead
 
 from council.common.metrics import CONTENT_TYPE, MULTIPROCESS_ENV, events_appended, exposition, tenant_label
+from council.gateway.auth import Principal
+from council.gateway.problems import Problem
 from council.schemas.events import AnyEvent, CouncilSubmitted, SessionEvent
 
 __all__ = ["GatewayMetrics", "MetricsController", "gateway_metrics"]
@@ -68,6 +70,9 @@ class MetricsController(Controller):
     include_in_schema = False
 
     @get("/", summary="Prometheus metrics", sync_to_thread=False)
-    def metrics(self) -> Response[bytes]:
-        """The gateway's instruments in the Prometheus text format."""
+    def metrics(self, principal: Principal) -> Response[bytes]:
+        """The gateway's instruments in the Prometheus text format; once auth is on, for admin keys
+        only (they name every tenant)."""
+        if not principal.admin:
+            raise Problem(403, "admin-only", "Admin key needed", "the metrics name every tenant: scrape them with an admin key")
         return Response(gateway_metrics().render(), media_type=CONTENT_TYPE)

@@ -75,7 +75,10 @@ def _error(
 def _problem(_: Request[Any, Any, Any], exc: Problem) -> Response[ErrorBody]:
     param = exc.extra.get("param")
     code = exc.slug.replace("-", "_")
-    return _error(exc.status, exc.detail, code=code, param=param if isinstance(param, str) else None, headers=exc.headers)
+    headers = exc.headers
+    if exc.extra.get("limit") == "spend":  # not before midnight: an SDK's retries would only spend its rate
+        headers = {**(headers or {}), "x-should-retry": "false"}
+    return _error(exc.status, exc.detail, code=code, param=param if isinstance(param, str) else None, headers=headers)
 
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:

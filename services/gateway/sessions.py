@@ -308,8 +308,10 @@ async def post_turn(
     session_id = state.session_id
     validate_text(content, "content", gateway.settings)
     claim = _MessageClaim(session_id, content)
-    if key is not None and (prior := await prior_claim(gateway, key, claim)) is not None:
-        return _message_accepted(state, prior)
+    if key is not None and (prior := await prior_claim(gateway, key, state.tenant, claim)) is not None:
+        if any(turn.council_id == prior for turn in state.turns):
+            return _message_accepted(state, prior)
+        await release_key(gateway, key, state.tenant)  # its request appended nothing: this one starts the turn
     if (running := state.running) is not None:
         raise Problem(
             409,
@@ -320,7 +322,7 @@ async def post_turn(
         )
     council_id = turn_council_id(session_id, len(state.turns) + 1)
     if key is not None:
-        taken = await claim_key(gateway, key, claim, fresh=council_id)
+        taken = await claim_key(gateway, key, state.tenant, claim, fresh=council_id)
         if not taken.created:  # the same request, just now
             return _message_accepted(await session_of(gateway, session_id, principal), taken.council_id)
     history = conversation_history(exchanges(state), gateway.settings.council.context_chars)
@@ -340,11 +342,11 @@ async def post_turn(
         appended = await start_council(gateway, council_id, data, iso(gateway.now()))
     except Problem:
         if key is not None:
-            await release_key(gateway, key)  # refused (a limit): the same request may come again
+            await release_key(gateway, key, state.tenant)  # refused (a limit): the same request may come again
         raise
     if not appended:
         if key is not None:
-            await release_key(gateway, key)
+            await release_key(gateway, key, state.tenant)
         raise Problem(409, "turn-in-progress", "A turn is still under way", f"another message started {council_id}")
     updated = await session_of(gateway, session_id, principal)
     await record_session(gateway.topology.js, updated)

@@ -45,6 +45,7 @@ from council.common.eventlog import (
     MSG_ID,
     active_councils,
     append,
+    council_owner,
     index_is_complete,
     load_snapshot,
     load_state,
@@ -54,8 +55,10 @@ from council.common.eventlog import (
     read_events,
     record_in_history,
     record_spend,
+    running_marks,
     save_snapshot,
     stream_seq,
+    terminal_seq,
 )
 from council.common.jetstream import Backoff, Topology, is_transient
 from council.common.logs import log_context
@@ -86,7 +89,8 @@ from council.schemas.events import (
     CouncilFailedData,
     StageCompleted,
 )
-from council.schemas.subjects import LOG_STREAM, event_subject, job_subject, log_filters_for_type
+from council.schemas.ids import is_council_id
+from council.schemas.subjects import ACTIVE_STREAM, LOG_STREAM, event_subject, job_subject, log_filters_for_type
 
 __all__ = ["DURABLE", "MAX_DELIVER", "Orchestrator", "SupervisionError", "consumer_config"]
 
@@ -105,6 +109,7 @@ SUBMITTED_FILTERS = log_filters_for_type("council.submitted")
 # Every council event but the deltas; a session's own events (session.*) are no council's.
 DECISION_FILTERS = [f for t in EVENT_TYPES if t != "model.delta" and not t.startswith("session.") for f in log_filters_for_type(t)]
 TICK_S = 1.0
+SWEEP_S = 60.0  # how often stale running-council markers are looked for
 # A delivery lost in flight (its consumer's leader changed while it was on the wire, or nats-py
 # dropped the batch it was in on a 503) comes back only after this, behind the events that
 # followed it: the council's state is then read again from the log, in order (see ``_behind``).
@@ -262,7 +267,8 @@ class Orchestrator:
         js = self._top.js
         stopping = asyncio.Event()
         snapshotter = asyncio.create_task(self._save_snapshots(stopping))
-        helpers = {"lease keeper": keeper, "snapshot writer": snapshotter}
+        sweeper = asyncio.create_task(self._sweep_running_marks(stopping))
+        helpers = {"lease keeper": keeper, "snapshot writer": snapshotter, "marker sweeper": sweeper}
         sub: JetStreamContext.PullSubscription | None = None
         recovered = False
         backoff = Backoff(RETRY_BASE_S, RETRY_CAP_S)
@@ -300,7 +306,8 @@ class Orchestrator:
         finally:
             stopping.set()
             snapshotter.cancel()
-            await asyncio.gather(snapshotter, return_exceptions=True)
+            sweeper.cancel()
+            await asyncio.gather(snapshotter, sweeper, return_exceptions=True)
             if sub is not None:
                 with contextlib.suppress(NatsError):
                     await sub.unsubscribe()
@@ -325,6 +332,34 @@ class Orchestrator:
                 await self._save_full_fold(council_id)
             except Exception:  # a snapshot mid-way is only a shortcut: the next one, or the log, will do
                 log.warning("could not save a snapshot of %s", council_id, exc_info=True)
+
+    async def _sweep_running_marks(self, stopping: asyncio.Event) -> None:
+        """Every SWEEP_S, take back the tenants' running-council markers that count nothing: the
+        council ended (a purge that failed, a duplicate submission after the end) or never got
+        into the log (an append that failed after admission; missing at two sweeps in a row)."""
+        missing: set[str] = set()
+        while not stopping.is_set():
+            await asyncio.sleep(SWEEP_S)
+            try:
+                missing = await self._sweep_once(missing)
+            except Exception as exc:  # the next sweep tries again; a stale marker only over-counts a while
+                log.warning("could not sweep the running-council markers: %s", _describe(exc))
+
+    async def _sweep_once(self, missing: set[str]) -> set[str]:
+        js, views = self._top.js, self._top.views
+        still_missing: set[str] = set()
+        for council_id, subject in (await running_marks(js)).items():
+            if council_id in self._councils or not is_council_id(council_id):
+                continue
+            if await council_owner(js, views, council_id) is None:
+                if council_id not in missing:
+                    still_missing.add(council_id)  # maybe its submission is on its way: next time
+                    continue
+            elif await terminal_seq(js, views, council_id) is None:
+                continue  # running, held by no one yet (adoption is on its way)
+            await js.purge_stream(ACTIVE_STREAM, subject=subject)
+            log.info("took back the running-council marker of %s", council_id)
+        return still_missing
 
     async def _save_full_fold(self, council_id: str) -> CouncilState | None:
         state = await load_state(self._top.js, self._top.views, council_id)

@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
 
+from council.common.eventlog import mark_running, running_marks
 from council.common.jetstream import Topology
 from council.common.keys import create_key, revoke_key
 from council.common.settings import LimitsSettings, Settings, TenantLimits
+from council.orchestrator import service
 from council.orchestrator.service import Orchestrator
-from tests.conftest import running_council, serving
+from council.schemas.ids import new_council_id
+from tests.conftest import running_council, serving, submit_council
 from tests.fakes.providers import FakeProviderServer
 from tests.integration.test_provider_faults import MEMBERS, council_settings
 
@@ -25,7 +29,7 @@ QUERY = {"prompt": "How should I learn Rust?"}
 
 
 def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
@@ -98,6 +102,10 @@ async def test_once_a_key_exists_a_request_without_a_valid_one_is_a_401(gateway:
     assert (await gateway.get("/")).status_code == 200
     openai = await gateway.get("/v1/models")
     assert openai.status_code == 401 and openai.json()["error"]["type"] == "authentication_error"
+    assert (await gateway.get("/metrics")).status_code == 401  # they name every tenant: admin keys only
+    assert (await gateway.get("/metrics", headers=bearer(keys.alpha))).status_code == 403
+    scraped = await gateway.get("/metrics", headers=bearer(keys.admin))
+    assert scraped.status_code == 200 and "council_councils_submitted_total" in scraped.text
 
 
 async def test_the_web_page_keeps_a_checked_key_in_an_http_only_cookie(gateway: httpx.AsyncClient, keys: Keys) -> None:
@@ -303,3 +311,45 @@ async def test_the_openai_and_mcp_doors_take_the_same_keys_and_keep_tenants_apar
     assert theirs.is_error and "no council" in theirs.content[0].text
     refused = await gateway.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     assert refused.status_code == 401 and "www-authenticate" in refused.headers
+
+
+async def test_an_idempotency_key_is_each_tenants_own(gateway: httpx.AsyncClient, keys: Keys) -> None:
+    same = {"Idempotency-Key": "k1"}
+    first = await gateway.post("/api/v1/council/query", json=QUERY, headers={**bearer(keys.alpha), **same})
+    theirs = await gateway.post("/api/v1/council/query", json=QUERY, headers={**bearer(keys.beta), **same})
+    again = await gateway.post("/api/v1/council/query", json=QUERY, headers={**bearer(keys.alpha), **same})
+    assert first.status_code == theirs.status_code == again.status_code == 202
+    assert theirs.json()["council_id"] != first.json()["council_id"] == again.json()["council_id"]
+
+
+async def test_a_cookie_does_not_carry_a_request_from_another_site(gateway: httpx.AsyncClient, keys: Keys) -> None:
+    assert (await gateway.post("/api/v1/auth/cookie", json={"key": keys.alpha})).status_code == 204
+    forged = await gateway.post("/api/v1/council/query", json=QUERY, headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403 and forged.json()["type"].endswith("cross-site")
+    assert (await gateway.post("/api/v1/council/query", json=QUERY, headers={"Sec-Fetch-Site": "cross-site"})).status_code == 403
+    page = await gateway.post("/api/v1/council/query", json=QUERY, headers={"Sec-Fetch-Site": "same-origin"})
+    assert page.status_code == 202
+    header = await gateway.post(
+        "/api/v1/council/query", json=QUERY, headers={"Origin": "https://evil.example", **bearer(keys.alpha)}
+    )
+    assert header.status_code == 202  # a key in a header is not something a page can forge
+    login = await gateway.post("/api/v1/auth/cookie", json={"key": keys.beta}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert login.status_code == 403
+
+
+async def test_running_markers_that_count_nothing_are_taken_back(
+    monkeypatch: pytest.MonkeyPatch, tenant_settings: Settings, topology: Topology, fake_openai: FakeProviderServer
+) -> None:
+    monkeypatch.setattr(service, "SWEEP_S", 0.1)
+    never = new_council_id(datetime.now(UTC))  # admitted, and then its append failed
+    await mark_running(topology.js, "alpha", never)
+    async with running_council(topology, tenant_settings, fake_openai.env), serving(tenant_settings) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            ended_id = await submit_council(topology, tenant_settings)
+            await ended(http, ended_id, "")
+        await mark_running(topology.js, "alpha", ended_id)  # a duplicate after its end counted it again
+        await until(lambda: _no_marks(topology), timeout=20)
+
+
+async def _no_marks(topology: Topology) -> bool:
+    return not await running_marks(topology.js)
