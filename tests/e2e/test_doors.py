@@ -47,14 +47,14 @@ async def test_council_up_answers_the_openai_sdk_and_an_mcp_client(tmp_path: Pat
     env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
     up = start_up(tmp_path, port, env, "up.log")
     try:
-        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
-        stream = await client.chat.completions.create(
-            model="council",
-            messages=[{"role": "user", "content": QUESTION}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        chunks = [chunk async for chunk in stream]
+        async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+            stream = await client.chat.completions.create(
+                model="council",
+                messages=[{"role": "user", "content": QUESTION}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            chunks = [chunk async for chunk in stream]
         answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         usage = chunks[-1].usage
         assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0

@@ -5,7 +5,7 @@ provider, so every call's usage is known and the prompts the members got can be 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -39,20 +39,24 @@ async def base_url(openai_settings: Settings, topology: Topology, fake_openai: F
         yield url
 
 
-def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=60)
+@pytest.fixture
+def client(base_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=60) as sdk:
+        yield sdk
 
 
-def async_client(base_url: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=60)
+@pytest.fixture
+async def async_client(base_url: str) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=60) as sdk:
+        yield sdk
 
 
 QUESTION = [{"role": "user", "content": "How should I learn Rust?"}]
 
 
-async def test_a_completion_is_the_chairmans_synthesis_with_the_usage_of_every_call(base_url: str) -> None:
+async def test_a_completion_is_the_chairmans_synthesis_with_the_usage_of_every_call(base_url: str, client: openai.OpenAI) -> None:
     answer = await asyncio.to_thread(
-        lambda: client(base_url).chat.completions.create(model="council", messages=QUESTION)  # type: ignore[arg-type]
+        lambda: client.chat.completions.create(model="council", messages=QUESTION)  # type: ignore[arg-type]
     )
     assert answer.object == "chat.completion" and answer.model == "council"
     assert answer.choices[0].message.content == "".join(SYNTHESIS)
@@ -72,10 +76,10 @@ async def test_a_completion_is_the_chairmans_synthesis_with_the_usage_of_every_c
     assert native["final_answer"]["text"] == answer.choices[0].message.content
 
 
-async def test_a_stream_carries_only_the_synthesis_as_content_and_the_progress_beside_it(base_url: str) -> None:
+async def test_a_stream_carries_only_the_synthesis_as_content_and_the_progress_beside_it(base_url: str, async_client: openai.AsyncOpenAI) -> None:
     chunks = [
         c
-        async for c in await async_client(base_url).chat.completions.create(
+        async for c in await async_client.chat.completions.create(
             model="council", messages=QUESTION, stream=True, stream_options={"include_usage": True}  # type: ignore[arg-type]
         )
     ]
@@ -94,9 +98,9 @@ async def test_a_stream_carries_only_the_synthesis_as_content_and_the_progress_b
     assert all(c.usage is None for c in chunks[:-1])
 
 
-async def test_a_sync_stream_without_include_usage_reports_none(base_url: str) -> None:
+async def test_a_sync_stream_without_include_usage_reports_none(base_url: str, client: openai.OpenAI) -> None:
     def run() -> list[Any]:
-        stream = client(base_url).chat.completions.create(model="council:duo", messages=QUESTION, stream=True)  # type: ignore[arg-type]
+        stream = client.chat.completions.create(model="council:duo", messages=QUESTION, stream=True)  # type: ignore[arg-type]
         return list(stream)
 
     chunks = await asyncio.to_thread(run)
@@ -108,7 +112,7 @@ async def test_a_sync_stream_without_include_usage_reports_none(base_url: str) -
 
 
 async def test_the_messages_become_mission_context_and_question(
-    base_url: str, fake_openai: FakeProviderServer
+    base_url: str, async_client: openai.AsyncOpenAI, fake_openai: FakeProviderServer
 ) -> None:
     messages = [
         {"role": "system", "content": "You advise a small team of Python developers."},
@@ -116,7 +120,7 @@ async def test_the_messages_become_mission_context_and_question(
         {"role": "assistant", "content": "Go suits network services."},
         {"role": "user", "content": [{"type": "text", "text": "And Rust?"}]},
     ]
-    await async_client(base_url).chat.completions.create(model="council", messages=messages)  # type: ignore[arg-type]
+    await async_client.chat.completions.create(model="council", messages=messages)  # type: ignore[arg-type]
     first_opinion = fake_openai.requests_for(MEMBERS[0])[0].json["messages"]
     assert "You advise a small team of Python developers." in first_opinion[0]["content"]
     assert first_opinion[0]["role"] == "system"
@@ -127,13 +131,13 @@ async def test_the_messages_become_mission_context_and_question(
     assert any("Go suits network services." in m["content"] for m in synthesis)  # the chairman sees it too
 
 
-async def test_the_models_are_the_council_and_its_presets(base_url: str) -> None:
-    models = await async_client(base_url).models.list()
+async def test_the_models_are_the_council_and_its_presets(base_url: str, async_client: openai.AsyncOpenAI) -> None:
+    models = await async_client.models.list()
     assert [m.id for m in models.data] == ["council", "council:duo"]
-    duo = await async_client(base_url).models.retrieve("council:duo")
+    duo = await async_client.models.retrieve("council:duo")
     assert (duo.model_extra or {})["members"] == MEMBERS[:2]
     with pytest.raises(openai.NotFoundError):
-        await async_client(base_url).models.retrieve("gpt-4o")
+        await async_client.models.retrieve("gpt-4o")
 
 
 @pytest.mark.parametrize(
@@ -156,10 +160,10 @@ async def test_the_models_are_the_council_and_its_presets(base_url: str) -> None
     ],
 )
 async def test_bad_requests_get_openai_errors_and_start_nothing(
-    base_url: str, fake_openai: FakeProviderServer, request_fields: dict[str, Any], error: type[Exception], code: str
+    base_url: str, async_client: openai.AsyncOpenAI, fake_openai: FakeProviderServer, request_fields: dict[str, Any], error: type[Exception], code: str
 ) -> None:
     with pytest.raises(error) as raised:
-        await async_client(base_url).chat.completions.create(**request_fields)
+        await async_client.chat.completions.create(**request_fields)
     assert isinstance(raised.value, openai.APIStatusError)
     body = raised.value.body
     assert isinstance(body, dict) and body["code"] == code and body["message"]
@@ -180,9 +184,9 @@ async def test_a_council_that_fails_is_an_error_the_sdk_does_not_retry(
 ) -> None:
     for member in MEMBERS:
         fake_openai.script(member, status=400, error_message="refused")
-    retrying = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=2, timeout=60)
-    with pytest.raises(openai.APIStatusError) as raised:
-        await retrying.chat.completions.create(model="council", messages=QUESTION)  # type: ignore[arg-type]
+    async with openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=2, timeout=60) as retrying:
+        with pytest.raises(openai.APIStatusError) as raised:
+            await retrying.chat.completions.create(model="council", messages=QUESTION)  # type: ignore[arg-type]
     assert raised.value.status_code == 502 and "no_answers" in str(raised.value.body)
     assert len(fake_openai.requests) == len(MEMBERS)  # one council, not three
 
@@ -198,12 +202,12 @@ async def council_of(http: httpx.AsyncClient, council_id: str) -> dict[str, Any]
 
 @pytest.mark.parametrize("cancel", [False, True])
 async def test_a_client_that_leaves_a_stream_cancels_the_council_only_if_it_asked(
-    base_url: str, fake_openai: FakeProviderServer, cancel: bool
+    base_url: str, async_client: openai.AsyncOpenAI, fake_openai: FakeProviderServer, cancel: bool
 ) -> None:
     for member in MEMBERS:
         fake_openai.script(member, tokens=MEMBER_TOKENS, first_token_delay_s=0.5)
     extra = {"council": {"cancel_on_disconnect": True}} if cancel else None
-    stream = await async_client(base_url).chat.completions.create(
+    stream = await async_client.chat.completions.create(
         model="council", messages=QUESTION, stream=True, extra_body=extra  # type: ignore[arg-type]
     )
     first = await anext(aiter(stream))

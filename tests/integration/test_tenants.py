@@ -291,10 +291,11 @@ async def test_the_openai_and_mcp_doors_take_the_same_keys_and_keep_tenants_apar
     from mcp.client.streamable_http import streamable_http_client
 
     url = str(gateway.base_url).rstrip("/")
-    with pytest.raises(openai.AuthenticationError):
-        await openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="ck_wrong", max_retries=0).models.list()
-    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=keys.alpha, max_retries=0)
-    answer = await client.chat.completions.create(model="council", messages=[{"role": "user", "content": "Rust?"}])
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="ck_wrong", max_retries=0) as stranger:
+        with pytest.raises(openai.AuthenticationError):
+            await stranger.models.list()
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=keys.alpha, max_retries=0) as client:
+        answer = await client.chat.completions.create(model="council", messages=[{"role": "user", "content": "Rust?"}])
     council_id = (answer.model_extra or {})["council"]["council_id"]
     assert (await gateway.get(f"/api/v1/council/{council_id}", headers=bearer(keys.beta))).status_code == 404
 
