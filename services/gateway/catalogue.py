@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Controller, get
 
 from council.common.settings import Settings
 from council.gateway.context import Gateway
+from council.gateway.submission import validate_panel
 from council.schemas.api import ConfigInfo, ModelInfo, PresetInfo
 
 __all__ = ["CatalogueController", "presets"]
@@ -53,16 +55,9 @@ class CatalogueController(Controller):
 
 
 def presets(settings: Settings) -> list[PresetInfo]:
-    """Every configured preset, with what it leaves out filled in from the council's defaults."""
-    council = settings.council
-    return [
-        PresetInfo(
-            name=name,
-            description=preset.description,
-            members=list(preset.members if preset.members is not None else council.members),
-            chairman=preset.chairman if preset.chairman is not None else council.chairman,
-            max_tokens=preset.max_tokens if preset.max_tokens is not None else council.max_tokens,
-            temperature=preset.temperature if preset.temperature is not None else council.temperature,
-        )
-        for name, preset in sorted(settings.presets.items())
-    ]
+    """Every configured preset, with what it leaves out filled in as a query naming it gets it."""
+    infos = []
+    for name, preset in sorted(settings.presets.items()):
+        panel = validate_panel(settings, members=None, chairman=None, max_tokens=None, temperature=None, preset=name)
+        infos.append(PresetInfo(name=name, description=preset.description, **msgspec.structs.asdict(panel)))
+    return infos

@@ -131,14 +131,8 @@ def council_submission(request: ChatCompletionRequest, settings: Settings) -> Co
         members_field="council.members",
         preset=preset,
     )
-    return CouncilSubmittedData(
-        prompt=question,
-        members=panel.members,
-        chairman=panel.chairman,
-        max_tokens=panel.max_tokens,
-        temperature=panel.temperature,
-        mission=mission,
-        history=conversation_history(exchanges, settings.council.context_chars),
+    return panel.submission(
+        question, mission=mission, history=conversation_history(exchanges, settings.council.context_chars)
     )
 
 

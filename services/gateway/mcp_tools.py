@@ -29,7 +29,7 @@ from council.gateway.progress import Progress
 from council.gateway.render import links_for, render_markdown, render_text, status_view
 from council.gateway.submission import validate_panel, validate_text
 from council.schemas.codec import encode
-from council.schemas.events import CouncilCancelled, CouncilCompleted, CouncilFailed, CouncilSubmittedData
+from council.schemas.events import CouncilCancelled, CouncilCompleted, CouncilFailed
 from council.schemas.result import CouncilResult
 
 __all__ = ["build_mcp_server"]
@@ -109,15 +109,8 @@ def build_mcp_server(gateway_of: Callable[[], Gateway]) -> MCPServer:
             )  # fmt: skip
         except Problem as exc:
             raise ToolError(exc.detail) from None
-        data = CouncilSubmittedData(
-            prompt=question,
-            members=panel.members,
-            chairman=panel.chairman,
-            max_tokens=panel.max_tokens,
-            temperature=panel.temperature,
-        )
         try:
-            council_id = await submit_council(door, data, caller(door, ctx))
+            council_id = await submit_council(door, panel.submission(question), caller(door, ctx))
         except Problem as exc:  # a limit
             raise ToolError(exc.detail) from None
         progress = Progress(door.names)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -63,6 +63,17 @@ class Panel(msgspec.Struct, frozen=True, kw_only=True):
     chairman: str
     max_tokens: int
     temperature: float
+
+    def submission(self, prompt: str, **fields: Any) -> CouncilSubmittedData:
+        """A council of this panel on ``prompt`` (``fields``: the submission's other fields)."""
+        return CouncilSubmittedData(
+            prompt=prompt,
+            members=self.members,
+            chairman=self.chairman,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            **fields,
+        )
 
 
 def validate_text(text: str, what: str, settings: Settings, *, required: bool = True) -> str:
@@ -134,11 +145,4 @@ def validate_query(query: QueryRequest, settings: Settings) -> CouncilSubmittedD
         temperature=query.temperature,
         preset=query.preset,
     )
-    return CouncilSubmittedData(
-        prompt=query.prompt,
-        members=panel.members,
-        chairman=panel.chairman,
-        max_tokens=panel.max_tokens,
-        temperature=panel.temperature,
-        stream_tokens=query.stream_tokens,
-    )
+    return panel.submission(query.prompt, stream_tokens=query.stream_tokens)
