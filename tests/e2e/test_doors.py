@@ -74,6 +74,7 @@ async def test_council_up_answers_the_openai_sdk_and_an_mcp_client(tmp_path: Pat
         assert stop_up(up) == 0
     banner = (tmp_path / "up.log").read_text()
     assert f"{url}/v1" in banner and f"{url}/mcp" in banner
+    assert "auth: off (no API keys exist" in banner  # local use needs no key, and says so
 
 
 async def test_council_mcp_serves_the_tools_over_stdio(services: Services) -> None:
