@@ -94,6 +94,20 @@ class Feed:
     def _ahead_of(self, seq: int) -> bool:
         return self.ended or (bool(self.seqs) and self.seqs[-1] > seq)
 
+    async def batches(self, after: int) -> AsyncIterator[list[bytes]]:
+        """The frames after seq ``after`` as they come, a batch per wake-up (an empty one when the
+        feed has been quiet for ``ping_s``), until the feed has ended and all of it was given."""
+        # The feed may still be reading the history: the resume point is a seq, not a place.
+        while True:
+            if not await self.wait(after):
+                yield []
+                continue
+            frames, after = self.since(after)
+            if frames:
+                yield frames
+            if self.ended and after >= self.seqs[-1]:
+                return
+
     def stop(self) -> None:
         """Stop waking viewers (the feed is retired)."""
         self._ticking.cancel()

@@ -15,11 +15,6 @@ __all__ = ["follow"]
 async def follow(feeds: Feeds, council_id: str, after: int = 0) -> AsyncIterator[AnyEvent]:
     """The council's events after seq ``after`` as they come, to its terminal event."""
     async with feeds.watch(council_id) as feed:
-        while True:
-            if not await feed.wait(after):
-                continue  # quiet: nobody here to ping
-            frames, after = feed.since(after)
+        async for frames in feed.batches(after):  # an empty batch (quiet): nobody here to ping
             for frame in frames:
                 yield decode_event(envelope_of(frame))
-            if feed.ended and after >= feed.seqs[-1]:
-                return

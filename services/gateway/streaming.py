@@ -106,16 +106,11 @@ async def session_frames(feeds: Feeds, session_id: str, after: int, *, retry_ms:
 
 async def _follow(feed: Feed, after: int, retry: int | None) -> AsyncIterator[bytes]:
     """The feed's frames after seq ``after`` as they come, pings while it is quiet, until it ends."""
-    # The feed may still be reading the history: the resume point is a seq, not a place.
-    while True:
-        if not await feed.wait(after):
+    async for frames in feed.batches(after):
+        if not frames:
             yield PING
             continue
-        frames, after = feed.since(after)
-        if frames and retry is not None:
+        if retry is not None:
             frames[0] = frames[0][:-2] + b"retry: %d\r\n\r\n" % retry
             retry = None
-        if frames:
-            yield b"".join(frames)
-        if feed.ended and after >= feed.seqs[-1]:
-            return
+        yield b"".join(frames)
