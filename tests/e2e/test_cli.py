@@ -44,6 +44,13 @@ def start_up(
     return up
 
 
+def up_env(tmp_path: Path) -> dict[str, str]:
+    """The environment `council up` gets in these tests: its own NATS, the quick simulated catalogue."""
+    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
+    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
+    return env
+
+
 def stop_up(up: subprocess.Popen[bytes]) -> int:
     """Ctrl-C as a terminal sends it: SIGINT to the whole group, nats-server and services included."""
     os.killpg(up.pid, signal.SIGINT)
@@ -53,8 +60,7 @@ def stop_up(up: subprocess.Popen[bytes]) -> int:
 def test_council_up_runs_everything_stops_cleanly_and_keeps_councils_across_restarts(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
-    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
+    env = up_env(tmp_path)
     up = start_up(tmp_path, port, env, "up.log")
     try:
         asked = council("ask", "--url", url, "--plain", "What is the best way to learn Rust?", env=env)
@@ -109,8 +115,7 @@ def nats_server_of(children: dict[int, str]) -> int:
 @pytest.mark.skipif(sys.platform != "linux", reason="a parent-death signal (PR_SET_PDEATHSIG) exists only on Linux")
 def test_a_sigkilled_council_up_takes_its_nats_server_and_services_with_it(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
-    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
+    env = up_env(tmp_path)
     up = start_up(tmp_path, port, env, "up.log")
     children = children_of(up.pid)
     nats_server = nats_server_of(children)
@@ -137,8 +142,7 @@ def test_a_sigkilled_council_up_takes_its_nats_server_and_services_with_it(tmp_p
 
 
 def test_a_second_council_up_on_a_data_dir_in_use_refuses_naming_its_nats_server(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
-    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
+    env = up_env(tmp_path)
     port = free_port()
     up = start_up(tmp_path, port, env, "up.log")
     try:

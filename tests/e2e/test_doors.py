@@ -3,7 +3,6 @@ SDK and an MCP client over streamable HTTP; and `council mcp` over stdio, as an 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
@@ -15,8 +14,8 @@ from mcp.types import TextContent
 
 from council.cli import service_command
 from council.common.embedded import free_port
-from tests.e2e.procs import Services, write_config
-from tests.e2e.test_cli import start_up, stop_up
+from tests.e2e.procs import Services
+from tests.e2e.test_cli import start_up, stop_up, up_env
 
 QUESTION = "What is the best way to learn Rust?"
 
@@ -43,8 +42,7 @@ async def consult(session: ClientSession) -> tuple[str, Progress]:
 async def test_council_up_answers_the_openai_sdk_and_an_mcp_client(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k != "NATS_URL"}
-    env["COUNCIL_CONFIG"] = str(write_config(tmp_path))
+    env = up_env(tmp_path)
     up = start_up(tmp_path, port, env, "up.log")
     try:
         async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
