@@ -36,7 +36,7 @@ from council.schemas.events import (
     StageStarted,
 )
 
-__all__ = ["apply", "fold"]
+__all__ = ["apply", "fold", "needs_deltas"]
 
 
 def _with_run(
@@ -283,3 +283,13 @@ def fold(events: Iterable[AnyEvent], state: CouncilState | None = None, *, counc
             state = empty_state(council_id or event.council_id)
         state = apply(state, event)
     return state if state is not None else empty_state(council_id)
+
+
+def needs_deltas(state: CouncilState) -> bool:
+    """Whether the fold of ``state``'s events could differ with the deltas left out.
+
+    A delta only ever sets the token count of a member's current attempt, and a completion
+    sets it again from its own data: so a fold without the deltas is the whole fold exactly
+    when every member that began a call has completed it.
+    """
+    return any(run.attempt > 0 and run.status != "completed" for stage in state.stages.values() for run in stage.runs.values())

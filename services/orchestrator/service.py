@@ -4,10 +4,12 @@ One durable consumer reads every council's events except ``model.delta``: token 
 of the log and decide nothing, so the orchestrator never sees them. State per council is held in
 memory while it runs and rebuilt from the log (snapshot + tail) whenever it is not — after a
 restart, or for a council first seen mid-way — and whenever an event arrives behind later ones
-already folded (a redelivery, which the fold alone would skip as seen). Because that in-memory
-state skips deltas, it is never saved as a snapshot itself: what is saved is the full fold (the
-previous snapshot + everything since), so snapshot + tail always equals the fold — in the
-background after each stage, and before the terminal event is acknowledged at the end.
+already folded (a redelivery, which the fold alone would skip as seen). A snapshot is saved in
+the background after each stage, and before the terminal event is acknowledged at the end; it
+must equal the full fold, deltas included, so that snapshot + tail always equals the fold. The
+in-memory state is that fold whenever every member that began a call has completed it (a delta
+only sets a running member's token count), and is then saved as it is; otherwise the full fold
+is read from the log (the previous snapshot + everything since) and saved instead.
 Which councils are running is kept in an index (the ``COUNCIL_ACTIVE`` stream: one message per
 council, purged when it ends). On start-up and on every takeover the orchestrator adopts those
 (and any submitted after the ack floor) and acts on each at once, so councils that were mid-step
@@ -66,7 +68,7 @@ from council.common.settings import Settings
 from council.common.tracing import attached, context_of, span, tracing_active
 from council.common.tracing import headers as trace_headers
 from council.deliberation.clock import iso, utcnow
-from council.deliberation.fold import apply
+from council.deliberation.fold import apply, needs_deltas
 from council.deliberation.state import CouncilState
 from council.orchestrator.domain.decide import (
     Append,
@@ -192,7 +194,7 @@ class Orchestrator:
         )
         self._councils: dict[str, CouncilState] = {}
         self._sent: dict[str, set[str]] = {}
-        self._snapshots: asyncio.Queue[str] = asyncio.Queue()
+        self._snapshots: asyncio.Queue[CouncilState] = asyncio.Queue()
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._delivered_through = 0  # the highest log seq handed to us (or the ack floor we started from)
         self._unsettled: set[int] = set()  # seqs we nak'd: they come again, and a new consumer must see them
@@ -323,15 +325,17 @@ class Orchestrator:
             await self._handle(msg)
 
     async def _save_snapshots(self, stopping: asyncio.Event) -> None:
-        """After each stage, save the full fold of the council, one at a time so they only move forward."""
+        """After each stage, save the council as of its end, one at a time so they only move forward."""
         # Checked as well as cancelled: nats-py's _flush_pending swallows a CancelledError that
         # arrives during a publish, so a cancel alone can leave this loop running.
         while not stopping.is_set():
-            council_id = await self._snapshots.get()
+            state = await self._snapshots.get()
+            if state.council_id in self._finished:
+                continue  # its final snapshot is saved already
             try:
-                await self._save_full_fold(council_id)
+                await self._save_fold(state)
             except Exception:  # a snapshot mid-way is only a shortcut: the next one, or the log, will do
-                log.warning("could not save a snapshot of %s", council_id, exc_info=True)
+                log.warning("could not save a snapshot of %s", state.council_id, exc_info=True)
 
     async def _sweep_running_marks(self, stopping: asyncio.Event) -> None:
         """Every SWEEP_S, take back the tenants' running-council markers that count nothing: the
@@ -361,7 +365,15 @@ class Orchestrator:
             log.info("took back the running-council marker of %s", council_id)
         return still_missing
 
+    async def _save_fold(self, state: CouncilState) -> CouncilState | None:
+        """Save ``state`` as the council's snapshot when it is the full fold, else the full fold."""
+        if needs_deltas(state):
+            return await self._save_full_fold(state.council_id)
+        await save_snapshot(self._top.views, state)
+        return state
+
     async def _save_full_fold(self, council_id: str) -> CouncilState | None:
+        """Read the council's full fold from the log (the last snapshot + everything since) and save it."""
         state = await load_state(self._top.js, self._top.views, council_id)
         if state is not None:
             await save_snapshot(self._top.views, state)
@@ -550,7 +562,7 @@ class Orchestrator:
                 state = apply(state, event)
             await self._act(state)
             if isinstance(event, StageCompleted):
-                self._snapshots.put_nowait(event.council_id)
+                self._snapshots.put_nowait(state)
         except Exception as exc:
             await self._handling_failed(msg, seq, event, exc)
             return
@@ -623,7 +635,7 @@ class Orchestrator:
         if state.terminal:
             # Saved before the terminal event is acked: once the log ages out, this snapshot is
             # all that is left of the council. It is the full fold, deltas included.
-            final = await self._save_full_fold(cid)
+            final = await self._save_fold(state)
             await self._list(final or state)
             await self._account(final or state)
             await self._forget_finished(cid)

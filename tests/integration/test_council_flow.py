@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
+from nats.aio.msg import Msg
 
-from council.common.eventlog import load_snapshot, load_state, read_events, save_snapshot
-from council.common.jetstream import Topology
+from council.common.eventlog import append, load_snapshot, load_state, read_events, save_snapshot
+from council.common.jetstream import Topology, connect
 from council.common.settings import Settings
 from council.deliberation.fold import fold
 from council.deliberation.state import CouncilState
 from council.orchestrator.service import DURABLE
-from council.schemas.subjects import LOG_STREAM
-from tests.conftest import submit_council
+from council.schemas.subjects import LOG_STREAM, council_filter
+from tests.conftest import submission, submit_council
 
 pytestmark = pytest.mark.usefixtures("council_services")
 
@@ -61,6 +63,36 @@ async def test_snapshot_plus_tail_equals_the_full_fold(topology: Topology, setti
     assert await load_state(topology.js, topology.views, council_id) == fold(events, council_id=council_id)
     kept = await load_snapshot(topology.views, council_id)
     assert kept is not None and kept.last_seq == middle.last_seq < events[-1].seq  # the tail did the rest
+
+
+async def test_a_council_whose_members_all_answer_is_snapshotted_without_reading_its_log_back(
+    topology: Topology, settings: Settings, nats_url: str
+) -> None:
+    """Its snapshots are the orchestrator's own state (every delta's count is in a completion):
+    the only read of its log is the one when the orchestrator first sees it."""
+    submitted = submission(settings)
+    council_id = submitted.council_id
+    reads: list[int] = []
+
+    async def on_read(msg: Msg) -> None:
+        request = msgspec.json.decode(msg.data)
+        if request.get("next_by_subj") == council_filter(council_id):
+            reads.append(request["seq"])
+
+    watcher = await connect(nats_url, "read-watcher")
+    try:
+        await watcher.subscribe(f"$JS.API.DIRECT.GET.{LOG_STREAM}", cb=on_read)
+        await watcher.flush()
+        await append(topology.js, submitted, f"{council_id}:submitted")
+        async with asyncio.timeout(30):
+            while (final := await load_snapshot(topology.views, council_id)) is None or not final.terminal:
+                await asyncio.sleep(0.05)
+        await watcher.flush()
+    finally:
+        await watcher.close()
+    assert reads == [1]
+    assert final.status == "completed"
+    assert final == fold(await read_events(topology.js, council_filter(council_id)), council_id=council_id)
 
 
 async def test_snapshots_only_move_forward(topology: Topology, settings: Settings) -> None:

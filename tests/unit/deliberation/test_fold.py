@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from council.deliberation.fold import apply, fold
+from council.deliberation.fold import apply, fold, needs_deltas
 from council.deliberation.state import CouncilState
 from council.schemas.events import (
     AnyEvent,
@@ -63,6 +63,35 @@ def event(driver: CouncilDriver, kind: type, data: object) -> AnyEvent:
 
 
 # ---- split points -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", list(SCRIPTS))
+def test_without_the_deltas_the_fold_is_whole_whenever_it_says_it_needs_none(script: str) -> None:
+    """What the orchestrator sees (every event but the deltas) folds to the full fold at every
+    event it sees, unless ``needs_deltas`` says otherwise: then it saves the full fold instead."""
+    log = log_of(script)
+    exact = 0
+    for cut in range(1, len(log) + 1):
+        if isinstance(log[cut - 1], ModelDelta):
+            continue
+        seen = fold([e for e in log[:cut] if not isinstance(e, ModelDelta)], council_id=CID)
+        if not needs_deltas(seen):
+            assert seen == fold(log[:cut]), f"cut at {cut}"
+            exact += 1
+    assert exact > 0
+    assert needs_deltas(fold(log)) == (script in ("member-fails", "chairman-fallback", "no-answers"))
+
+
+def test_a_member_that_streamed_and_failed_needs_its_deltas() -> None:
+    driver, _ = running_state()
+    job = driver.job_for(1, MEMBERS[2])
+    driver.start(job)
+    event(driver, ModelDelta, ModelDeltaData(stage=1, model=MEMBERS[2], attempt=1, text="Monads wrap", token_count=2))
+    failed = ModelFailedData(stage=1, model=MEMBERS[2], attempt=1, kind="timeout", message="stalled", retrying=False)
+    event(driver, ModelFailed, failed)
+    seen = fold([e for e in driver.log if not isinstance(e, ModelDelta)], council_id=CID)
+    assert seen.stages[1].runs[MEMBERS[2]].token_count == 0 != driver.state.stages[1].runs[MEMBERS[2]].token_count
+    assert needs_deltas(seen)
 
 
 @pytest.mark.parametrize("script", list(SCRIPTS))
