@@ -5,8 +5,10 @@
 answer, default coalescing). The critical path of one council is three calls in a row: 3 ×
 (0.9 + 275 / 50) = 19.2 s; the limit for each council is that, measured from its POST.
 
-The benchmark watches the log through a core NATS subscription on the terminal events and on
-``model.skipped`` (no SSE client: the measuring side must not be the bottleneck). Per size:
+The benchmark watches the log through core NATS subscriptions on the terminal events and on
+``model.completed``, ``model.skipped`` and ``model.failed`` — never the deltas, and no SSE client:
+the measuring side must not be the bottleneck, nor add to what NATS carries. Events are counted
+from the log stream's own message count. Per size:
 councils completed; members that answered (all must) and members skipped; time from each POST
 to its terminal event ÷ the critical path, p50 / p99; events/s and tokens/s the stack carried;
 CPU seconds per council; peak RSS per process. Printed and written to
@@ -30,7 +32,7 @@ from bench.report import record
 from bench.stack import Stack
 from bench.stats import CpuMeter, percentile, rss_kb
 from council.common.jetstream import connect
-from council.schemas.subjects import LOG_ROOT
+from council.schemas.subjects import LOG_STREAM, log_filters_for_type
 
 __all__ = ["ScaleRow", "run_scale"]
 
@@ -39,6 +41,7 @@ CRITICAL_PATH_S = 3 * (PACE.ttft_ms / 1000 + PACE.answer_tokens / PACE.tokens_pe
 MEMBERS = 4
 SUBMIT_WINDOW_S = 2.0
 TERMINAL = ("council.completed", "council.failed", "council.cancelled")
+WATCHED = ("model.completed", "model.skipped", "model.failed", *TERMINAL)
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
@@ -68,16 +71,12 @@ async def _measure(stack: Stack, councils: int, runners: int) -> ScaleRow:
     outcome: dict[str, str] = {}
     skipped: dict[str, int] = {}
     model_failures: dict[str, int] = {}
-    events = 0
     tokens = 0
     all_ended = asyncio.Event()
 
     async def on_event(msg: Msg) -> None:
-        nonlocal events, tokens
-        events += 1
+        nonlocal tokens
         kind = msg.subject.split(".", 3)[3]
-        if kind == "model.delta":
-            return
         body = _decode(msg.data)
         if kind == "model.completed":
             tokens += body["data"]["token_count"]
@@ -94,7 +93,9 @@ async def _measure(stack: Stack, councils: int, runners: int) -> ScaleRow:
                 all_ended.set()
 
     nc = await connect(stack.nats.url, "bench-scale")
-    watch = await nc.subscribe(f"{LOG_ROOT}.>", cb=on_event)
+    js = nc.jetstream()
+    logged_before = (await js.stream_info(LOG_STREAM)).state.messages
+    watches = [await nc.subscribe(f, cb=on_event) for kind in WATCHED for f in log_filters_for_type(kind)]
     pids = stack.pids()
     peak = {name: 0 for name in pids}
     meter = CpuMeter(pids)
@@ -118,7 +119,9 @@ async def _measure(stack: Stack, councils: int, runners: int) -> ScaleRow:
             stack.check_alive()
     wall = time.perf_counter() - t0
     cpu = meter.stop(wall)
-    await watch.unsubscribe()
+    events = (await js.stream_info(LOG_STREAM)).state.messages - logged_before
+    for watch in watches:
+        await watch.unsubscribe()
     await nc.close()
     times = sorted(ended[c] - posted[c] for c in posted if c in ended)
     used = sum(s for name, s in meter.seconds.items() if name != "bench-client")
