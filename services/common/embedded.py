@@ -17,10 +17,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-__all__ = ["EmbeddedNats", "StoreInUse", "exit_with_parent", "free_port", "nats_server_binary"]
+__all__ = ["EmbeddedNats", "StoreInUse", "exit_with_parent", "free_port", "nats_server_binary", "server_env"]
 
 LOCK_NAME = "embedded-nats.lock"
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -115,6 +115,16 @@ class _StoreLock:
         os.close(self.fd)  # the server has ended by now, so this was the lock's last holder
 
 
+def server_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The embedded server's environment: one Go scheduler thread unless ``GOMAXPROCS`` says otherwise.
+
+    It shares its machine with the services it serves, and its work comes in many small wake-ups:
+    with a thread per core, the Go runtime spends much of its time handing that work between
+    threads instead of doing it (measured in ``bench/README.md``).
+    """
+    return {**environ, "GOMAXPROCS": environ.get("GOMAXPROCS", "1")}
+
+
 class EmbeddedNats:
     """A nats-server child process with its JetStream store under ``store_dir``."""
 
@@ -146,6 +156,7 @@ class EmbeddedNats:
                     [binary, "-js", "-a", self.host, "-p", str(self.port), "-sd", str(self.store_dir)],
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
+                    env=server_env(os.environ),
                     # Out of the terminal's process group: Ctrl-C reaches the services, which drain
                     # into a server that is still there, and whoever started it stops it last.
                     start_new_session=True,
