@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -40,10 +41,15 @@ STALLED_EXIT_CODE = 3  # a runner that could not pull any more: whatever supervi
 log = logging.getLogger("council")
 T = TypeVar("T")
 KEYS_CONNECT_S = 60.0  # how long `council gateway` and `council keys` wait for NATS
+GC_THRESHOLDS = (50_000, 20, 100)  # allocations before a young collection; young, then middle, collections before an older one
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on uvloop where it is installed (as uvicorn does for the gateway)."""
+    # A runner with thousands of calls in flight keeps many objects alive, and at the default
+    # thresholds (700, 10, 10) the cycle collector walked them so often that it took ~8 % of
+    # the runner's CPU (perf, 500 councils): almost all garbage here is freed by its refcount.
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         import uvloop
     except ImportError:
