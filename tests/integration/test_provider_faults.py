@@ -35,6 +35,7 @@ from council.schemas.events import (
     CouncilSubmitted,
     CouncilSubmittedData,
     ModelCompleted,
+    ModelDelta,
     ModelFailed,
     ModelSkipped,
     ModelStarted,
@@ -194,6 +195,23 @@ async def test_the_final_snapshot_keeps_what_only_the_deltas_said(
     alpha = full.stages[1].runs["alpha"]
     assert alpha.status == "failed" and alpha.token_count == 2  # known only from its deltas
     assert snapshot == full
+
+
+async def test_a_member_still_streaming_at_its_total_limit_fails_for_good_and_the_council_goes_on(
+    fake_openai: FakeProviderServer, topology: Topology, nats_url: str
+) -> None:
+    fake_openai.script("alpha", tokens=[f"word{i} " for i in range(40)], token_delay_s=0.1)  # 4 s, never idle
+    limits = Timeouts(connect_s=2.0, first_token_s=0.6, idle_s=0.6, total_s=1.5)
+    settings = council_settings(nats_url, fake_openai, timeouts=limits)
+    async with council(topology, settings, fake_openai) as council_id:
+        state = await finished(topology, council_id)
+    assert state.status == "completed"
+    events = await events_of(topology, council_id)
+    (failure,) = of(events, ModelFailed, "alpha")
+    data = failure.data  # type: ignore[attr-defined]
+    assert (data.kind, data.retrying) == ("timeout", False) and "did not finish within 1.5s" in data.message
+    assert len(fake_openai.requests_for("alpha")) == 1
+    assert of(events, ModelDelta, "alpha")  # it streamed until the limit
 
 
 @pytest.mark.parametrize(
