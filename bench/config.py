@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from council.common.settings import RunnerSettings
+
 __all__ = ["API_KEY_ENV", "PROVIDER", "Pace", "StackConfig", "chairman_id", "member_ids", "render", "write_config"]
 
 PROVIDER = "sim"
@@ -31,7 +33,7 @@ class StackConfig:
     pace: Pace
     delta_window_ms: int = 50
     delta_max_tokens: int = 32
-    delta_window_max_ms: int = 250
+    delta_window_max_ms: int = RunnerSettings().delta_window_max_ms
     max_concurrency: int = 256  # per model and runner: high, so concurrency is the benchmark's choice
     provider_url: str = ""  # an OpenAI-compatible server to call instead of the simulated provider
 

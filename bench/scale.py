@@ -32,6 +32,7 @@ from bench.report import record
 from bench.stack import Stack
 from bench.stats import CpuMeter, percentile, rss_kb
 from council.common.jetstream import connect
+from council.common.settings import RunnerSettings
 from council.schemas.subjects import LOG_STREAM, log_filters_for_type
 
 __all__ = ["ScaleRow", "run_scale"]
@@ -147,7 +148,9 @@ async def _measure(stack: Stack, councils: int, runners: int) -> ScaleRow:
     )
 
 
-async def run_scale(sizes: list[int], runners: int, window_max_ms: int = 250) -> list[ScaleRow]:
+async def run_scale(
+    sizes: list[int], runners: int, window_max_ms: int = RunnerSettings().delta_window_max_ms
+) -> list[ScaleRow]:
     """A fresh stack per size, so one size's leftovers do not slow the next."""
     rows = []
     for councils in sizes:
@@ -162,7 +165,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--councils", default="50,200,500")
     parser.add_argument("--runners", type=int, default=1)
-    parser.add_argument("--window-max-ms", type=int, default=250, help="runner.delta_window_max_ms")
+    parser.add_argument(
+        "--window-max-ms", type=int, default=RunnerSettings().delta_window_max_ms, help="runner.delta_window_max_ms"
+    )
     args = parser.parse_args()
     rows = asyncio.run(run_scale([int(n) for n in args.councils.split(",")], args.runners, args.window_max_ms))
     print(

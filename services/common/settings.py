@@ -120,8 +120,10 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     delta_window_ms: int = 50  # model.delta coalescing: the first token at once, then at most every window …
     delta_max_tokens: int = 32  # … or every this many tokens
     # Under load the window widens (up to delta_window_max_ms) so that this runner's streams
-    # together append about delta_events_per_s deltas a second, and narrows again when quiet.
-    delta_window_max_ms: int = 250
+    # together append about delta_events_per_s deltas a second, and narrows again when quiet:
+    # the window is about one ms per stream in flight, so it reaches 250 ms at 250 streams and
+    # this bound at 500 (bench/README.md: at 500 councils on 2 cores, 250 ms was too narrow).
+    delta_window_max_ms: int = 500
     delta_events_per_s: int = 1000
     # A model call is almost all waiting: a runner holds this many jobs at once (calling, or
     # waiting for their model's max_concurrency), bounded by CPU and memory, not by this.

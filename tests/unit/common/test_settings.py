@@ -46,7 +46,7 @@ def test_a_health_port_from_the_env_that_is_not_a_number_is_refused(raw: str) ->
         ("max_deliver = 0", "runner.max_deliver"),
         ("pull_stalled_s = 1", "runner.pull_stalled_s"),
         ("pull_stalled_s = 30\npull_give_up_s = 20", "runner.pull_give_up_s"),
-        ("delta_window_ms = 300", "runner.delta_window_max_ms"),
+        ("delta_window_ms = 300\ndelta_window_max_ms = 250", "runner.delta_window_max_ms"),
         ("delta_window_ms = 0", "runner.delta_window_max_ms"),
         ("delta_events_per_s = 0", "runner.delta_events_per_s"),
         ("max_in_flight = 0", "runner.max_in_flight"),
