@@ -27,6 +27,14 @@ from council.common.embedded import EmbeddedNats, free_port
 
 __all__ = ["Stack"]
 
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (uvicorn's workers under its supervisor)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
 STOP_TIMEOUT_S = 10.0
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,9 +42,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Stack:
     """NATS + gateway + orchestrator + runner for one benchmark, torn down on ``__exit__``."""
 
-    def __init__(self, config: StackConfig, *, stamped: bool, label: str, runners: int = 1) -> None:
+    def __init__(
+        self, config: StackConfig, *, stamped: bool, label: str, runners: int = 1, gateway_workers: int = 1
+    ) -> None:
         self.config = config
         self.runners = runners
+        self.gateway_workers = gateway_workers
         self.stamped = stamped
         self.label = label
         self.root = Path(tempfile.mkdtemp(prefix=f"council-bench-{label}-"))
@@ -79,7 +90,8 @@ class Stack:
         runner = (
             [sys.executable, "-m", "bench.stamped"] if self.stamped else [*cli, "runner", "--max-in-flight", "1024"]
         )
-        self._spawn("gateway", [*cli, "gateway", "--host", "127.0.0.1", "--port", str(self.port)], env)
+        gateway = [*cli, "gateway", "--host", "127.0.0.1", "--port", str(self.port)]
+        self._spawn("gateway", [*gateway, "--workers", str(self.gateway_workers)], env)
         self._spawn("orchestrator", [*cli, "orchestrator"], env)
         for n in range(1, self.runners + 1):
             self._spawn("runner" if n == 1 else f"runner-{n}", runner, env)
@@ -132,7 +144,11 @@ class Stack:
         raise RuntimeError(f"{self.label}: gateway not ready after {timeout_s}s:\n{self.log_tail('gateway')}")
 
     def pids(self) -> dict[str, int]:
+        """Every process of the stack by name; with several gateway workers, each of them too."""
         pids = {name: proc.pid for name, proc in self.procs.items()}
+        if self.gateway_workers > 1:
+            workers = _children(pids["gateway"])
+            pids.update({f"gateway-{n}": pid for n, pid in enumerate(workers, start=1)})
         if self.nats.process is not None:
             pids["nats-server"] = self.nats.process.pid
         return pids

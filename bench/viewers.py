@@ -5,7 +5,9 @@
 for each client count N, ``--councils`` councils are submitted and N clients (spread evenly
 over them) read their streams from seq 0 to the terminal event. The clients are raw asyncio
 sockets speaking HTTP/1.0 (no chunked encoding, no SSE library), so the measuring side stays
-light enough for 2,000 of them on the same 2 cores.
+light enough for 2,000 of them on the same 2 cores, spread over ``--client-processes`` (2)
+processes started before the councils, so that above 1,000 clients the measuring loop does not
+lag behind what it measures. ``--gateway-workers`` runs ``council gateway --workers N``.
 
 Per N: how many clients were refused or cut off; whether every client received exactly the
 log's events (its ids equal those of one reference read of the finished council); the time
@@ -18,11 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import multiprocessing
+import os
 import re
 import resource
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 from bench.client import new_client, submit
 from bench.config import Pace, StackConfig
@@ -43,6 +50,8 @@ class ViewersRow:
     clients: int
     councils: int
     spread_s: float
+    gateway_workers: int
+    client_processes: int
     refused: int
     exact: int  # clients whose ids equal the log's
     events_delivered: int
@@ -67,11 +76,13 @@ class _Seen:
     refused: str | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def _stamp_s(ts: bytes) -> float:
+    """An event's ``ts`` in seconds (cached: every viewer of a council parses the same ones)."""
     return datetime.fromisoformat(ts.decode().replace("Z", "+00:00")).timestamp()
 
 
-async def _view(port: int, council_id: str, opened: asyncio.Event) -> _Seen:
+async def _view(port: int, council_id: str) -> _Seen:
     seen = _Seen()
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
     try:
@@ -81,7 +92,6 @@ async def _view(port: int, council_id: str, opened: asyncio.Event) -> _Seen:
         if not head.startswith(b"HTTP/1.1 200"):
             seen.refused = head.split(b"\r\n", 1)[0].decode()
             return seen
-        opened.set()
         opened_s = seen.opened_s = time.time()
         pending = b""
         while True:
@@ -107,41 +117,96 @@ async def _view(port: int, council_id: str, opened: asyncio.Event) -> _Seen:
         writer.close()
 
 
-async def _measure(stack: Stack, clients: int, councils: int, spread_s: float) -> ViewersRow:
-    async with new_client(stack.url, councils) as http:
-        ids = []
-        for i in range(councils):  # all at once (members stream in lockstep), or spread over spread_s
-            ids.append(await submit(http, f"Viewers question {i}"))
-            await asyncio.sleep(spread_s / councils)
-        gateway_pid = stack.pids()["gateway"]
-        rss_before = rss_kb(gateway_pid)
-        meter = CpuMeter(stack.pids())
+async def _view_all(port: int, council_ids: list[str]) -> tuple[list[_Seen], list[int]]:
+    """One viewer per id, all at once; with this process's own loop lag meanwhile."""
+    done = asyncio.Event()
+    lag_probe = asyncio.create_task(loop_lag_ms(done))
+    seen = await asyncio.gather(*(_view(port, cid) for cid in council_ids))
+    done.set()
+    return list(seen), await lag_probe
+
+
+def _client_process(conn: Connection, port: int) -> None:
+    """A measuring process: says its pid, takes the ids to view, sends back what each viewer saw."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    conn.send(os.getpid())
+    council_ids: list[str] = conn.recv()
+    conn.send(asyncio.run(_view_all(port, council_ids)))
+    conn.close()
+
+
+class _Clients:
+    """``processes`` measuring processes, started before the councils so none starts late."""
+
+    def __init__(self, port: int, processes: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conns: list[Connection] = []
+        self._procs: list[BaseProcess] = []
+        for _ in range(processes):
+            ours, theirs = context.Pipe()
+            proc = context.Process(target=_client_process, args=(theirs, port), daemon=True)
+            proc.start()
+            self._conns.append(ours)
+            self._procs.append(proc)
+        self.pids = {f"bench-client-{n}": conn.recv() for n, conn in enumerate(self._conns, start=1)}
+
+    async def view(self, council_ids: list[str]) -> tuple[list[_Seen], list[int]]:
+        """Spread the viewers over the processes (round robin) and gather what they saw, in order."""
+        shares = [council_ids[n :: len(self._conns)] for n in range(len(self._conns))]
+        for conn, share in zip(self._conns, shares, strict=True):
+            conn.send(share)
+        loop = asyncio.get_running_loop()
+        results = await asyncio.gather(*(loop.run_in_executor(None, conn.recv) for conn in self._conns))
+        seen: list[_Seen] = [None] * len(council_ids)  # type: ignore[list-item]
+        for n, (share_seen, _) in enumerate(results):
+            seen[n :: len(self._conns)] = share_seen
+        return seen, sorted(lag for _, lags in results for lag in lags)
+
+    def close(self) -> None:
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+
+
+async def _measure(stack: Stack, clients: int, councils: int, spread_s: float, processes: int) -> ViewersRow:
+    viewers = _Clients(stack.port, processes)
+    try:
+        async with new_client(stack.url, councils) as http:
+            ids = []
+            for i in range(councils):  # all at once (members stream in lockstep), or spread over spread_s
+                ids.append(await submit(http, f"Viewers question {i}"))
+                await asyncio.sleep(spread_s / councils)
+        pids = stack.pids()
+        gateways = {name: pid for name, pid in pids.items() if name.startswith("gateway")}
+        rss_before = sum(rss_kb(pid) for pid in gateways.values())
+        meter = CpuMeter({**pids, **viewers.pids})
         meter.start()
         t0 = time.perf_counter()
-        opened = [asyncio.Event() for _ in range(clients)]
-        views = [asyncio.create_task(_view(stack.port, ids[i % councils], opened[i])) for i in range(clients)]
+        watching = asyncio.create_task(viewers.view([ids[i % councils] for i in range(clients)]))
         peak_rss = rss_before
-        all_done = asyncio.Event()
-        lag_probe = asyncio.create_task(loop_lag_ms(all_done))
-        while not all(view.done() for view in views):
-            peak_rss = max(peak_rss, rss_kb(gateway_pid))
-            await asyncio.wait(views, timeout=0.5)
+        while not watching.done():
+            peak_rss = max(peak_rss, sum(rss_kb(pid) for pid in gateways.values()))
+            await asyncio.wait([watching], timeout=0.5)
         wall = time.perf_counter() - t0
         cpu = meter.stop(wall)
-        all_done.set()
-        client_lag = sorted(await lag_probe)
-        stack.check_alive()
-        seen = [view.result() for view in views]
-        # One more read of each finished council: the log's ids, what every client must have seen.
-        reference = {cid: (await _view(stack.port, cid, asyncio.Event())).ids for cid in ids}
+        seen, client_lag = watching.result()
+    finally:
+        viewers.close()
+    stack.check_alive()
+    # One more read of each finished council: the log's ids, what every client must have seen.
+    reference = {cid: (await _view(stack.port, cid)).ids for cid in ids}
     lags = sorted(lag for s in seen for lag in s.lags_ms)
     all_open = max(s.opened_s for s in seen)
     steady = sorted(lag for s in seen for lag, st in zip(s.lags_ms, s.stamps, strict=True) if st >= all_open)
-    gateway_s = meter.seconds.get("gateway", 0.0)
+    gateway_s = sum(s for name, s in meter.seconds.items() if name in gateways)
     return ViewersRow(
         clients=clients,
         councils=councils,
         spread_s=spread_s,
+        gateway_workers=stack.gateway_workers,
+        client_processes=processes,
         refused=sum(s.refused is not None for s in seen),
         exact=sum(s.ids == reference[ids[i % councils]] for i, s in enumerate(seen)),
         events_delivered=sum(len(s.ids) for s in seen),
@@ -158,11 +223,14 @@ async def _measure(stack: Stack, clients: int, councils: int, spread_s: float) -
     )
 
 
-async def run_viewers(clients: list[int], councils: int, spread_s: float = 0.0) -> list[ViewersRow]:
+async def run_viewers(
+    clients: list[int], councils: int, spread_s: float = 0.0, *, gateway_workers: int = 1, client_processes: int = 1
+) -> list[ViewersRow]:
     """One stack; for each client count, fresh councils and that many viewers of them."""
-    with Stack(StackConfig(members=4, pace=PACE), stamped=False, label="viewers") as stack:
+    config = StackConfig(members=4, pace=PACE)
+    with Stack(config, stamped=False, label="viewers", gateway_workers=gateway_workers) as stack:
         await stack.ready()
-        return [await _measure(stack, n, councils, spread_s) for n in clients]
+        return [await _measure(stack, n, councils, spread_s, client_processes) for n in clients]
 
 
 def main() -> None:
@@ -170,11 +238,19 @@ def main() -> None:
     parser.add_argument("--clients", default="200,1000,2000")
     parser.add_argument("--councils", type=int, default=20)
     parser.add_argument("--spread", type=float, default=0.0, help="submit the councils over this many seconds")
+    parser.add_argument("--gateway-workers", type=int, default=1, help="council gateway --workers")
+    parser.add_argument("--client-processes", type=int, default=2, help="measuring processes the viewers share")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    rows = asyncio.run(run_viewers([int(n) for n in args.clients.split(",")], args.councils, args.spread))
-    head = ["clients", "councils", "refused", "exact", "events delivered", "event→client p50 / p99 ms"]
+    sizes = [int(n) for n in args.clients.split(",")]
+    rows = asyncio.run(
+        run_viewers(
+            sizes, args.councils, args.spread, gateway_workers=args.gateway_workers, client_processes=args.client_processes
+        )
+    )
+    head = ["clients", "councils", "gateway workers / client processes", "refused", "exact", "events delivered"]
+    head += ["event→client p50 / p99 ms"]
     head += [
         "once all connected p50 / p99 ms",
         "wall s",
@@ -188,6 +264,7 @@ def main() -> None:
         lambda r: [
             f"{r.clients:,}",
             str(r.councils),
+            f"{r.gateway_workers} / {r.client_processes}",
             str(r.refused),
             f"{r.exact:,}",
             f"{r.events_delivered:,}",
