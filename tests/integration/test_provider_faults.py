@@ -37,6 +37,7 @@ from council.schemas.events import (
     ModelCompleted,
     ModelDelta,
     ModelFailed,
+    ModelFailedData,
     ModelSkipped,
     ModelStarted,
     SkipRequested,
@@ -197,18 +198,26 @@ async def test_the_final_snapshot_keeps_what_only_the_deltas_said(
     assert snapshot == full
 
 
+async def completed_without(
+    topology: Topology, settings: Settings, server: FakeProviderServer, model: str
+) -> tuple[list[AnyEvent], ModelFailedData]:
+    """Run a council that must complete although ``model`` fails once: its log and that one failure."""
+    async with council(topology, settings, server) as council_id:
+        state = await finished(topology, council_id)
+    assert state.status == "completed"
+    events = await events_of(topology, council_id)
+    (failure,) = of(events, ModelFailed, model)
+    assert isinstance(failure, ModelFailed)
+    return events, failure.data
+
+
 async def test_a_member_still_streaming_at_its_total_limit_fails_for_good_and_the_council_goes_on(
     fake_openai: FakeProviderServer, topology: Topology, nats_url: str
 ) -> None:
     fake_openai.script("alpha", tokens=[f"word{i} " for i in range(40)], token_delay_s=0.1)  # 4 s, never idle
     limits = Timeouts(connect_s=2.0, first_token_s=0.6, idle_s=0.6, total_s=1.5)
     settings = council_settings(nats_url, fake_openai, timeouts=limits)
-    async with council(topology, settings, fake_openai) as council_id:
-        state = await finished(topology, council_id)
-    assert state.status == "completed"
-    events = await events_of(topology, council_id)
-    (failure,) = of(events, ModelFailed, "alpha")
-    data = failure.data  # type: ignore[attr-defined]
+    events, data = await completed_without(topology, settings, fake_openai, "alpha")
     assert (data.kind, data.retrying) == ("timeout", False) and "did not finish within 1.5s" in data.message
     assert len(fake_openai.requests_for("alpha")) == 1
     assert of(events, ModelDelta, "alpha")  # it streamed until the limit
@@ -223,12 +232,7 @@ async def test_a_permanent_fault_fails_at_once_with_the_providers_words_and_no_k
     fake_openai = fake  # every wire format
     fake_openai.script("bravo", status=status, error_message=f"nope {fake_openai.api_key}")
     settings = council_settings(nats_url, fake_openai)
-    async with council(topology, settings, fake_openai) as council_id:
-        state = await finished(topology, council_id)
-    assert state.status == "completed"
-    events = await events_of(topology, council_id)
-    (failure,) = of(events, ModelFailed, "bravo")
-    data = failure.data  # type: ignore[attr-defined]
+    events, data = await completed_without(topology, settings, fake_openai, "bravo")
     assert (data.kind, data.retrying, data.status_code) == (kind, False, status)
     assert str(status) in data.message and "nope" in data.message
     raw = msgspec.json.encode(events).decode()
