@@ -158,9 +158,8 @@ class _Clients:
             conn.send(share)
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(*(loop.run_in_executor(None, conn.recv) for conn in self._conns))
-        seen: list[_Seen] = [None] * len(council_ids)  # type: ignore[list-item]
-        for n, (share_seen, _) in enumerate(results):
-            seen[n :: len(self._conns)] = share_seen
+        processes = len(self._conns)
+        seen = [results[i % processes][0][i // processes] for i in range(len(council_ids))]
         return seen, sorted(lag for _, lags in results for lag in lags)
 
     def close(self) -> None:
