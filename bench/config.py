@@ -20,11 +20,13 @@ PROVIDER = "sim"
 
 @dataclass(frozen=True)
 class Pace:
-    """How the simulated provider talks: delay to the first token, token rate, answer length."""
+    """How the simulated provider talks: delay to the first token, token rate, answer length
+    (each call within ± ``spread`` of them: the provider's ``pace_spread``)."""
 
     ttft_ms: int
     tokens_per_second: float
     answer_tokens: int
+    spread: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ def _provider(config: StackConfig) -> str:
     pace = config.pace
     return (
         f'[providers.{PROVIDER}]\nkind = "simulated"\nttft_ms = {pace.ttft_ms}\n'
-        f"tokens_per_second = {pace.tokens_per_second}\nanswer_tokens = {pace.answer_tokens}\n\n"
+        f"tokens_per_second = {pace.tokens_per_second}\nanswer_tokens = {pace.answer_tokens}\n"
+        f"pace_spread = {pace.spread}\n\n"
     )
 
 

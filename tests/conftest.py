@@ -53,7 +53,7 @@ async def topology(nats_url: str) -> AsyncIterator[Topology]:
 def fast_settings(nats_url: str, **simulated: object) -> Settings:
     """The built-in simulated catalogue, quick enough for tests, pointed at ``nats_url``."""
     base = load_settings({})
-    pace = {"ttft_ms": 5, "tokens_per_second": 4000.0, "answer_tokens": 30, **simulated}
+    pace = {"ttft_ms": 5, "tokens_per_second": 4000.0, "answer_tokens": 30, "pace_spread": 0.0, **simulated}
     providers = {name: msgspec.structs.replace(spec, **pace) for name, spec in base.providers.items()}
     return msgspec.structs.replace(base, nats_url=nats_url, providers=providers)
 

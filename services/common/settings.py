@@ -65,6 +65,9 @@ class ProviderSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     ttft_ms: int = 120
     tokens_per_second: float = 400.0
     answer_tokens: int = 120
+    # Each call draws its delay, rate and length within ± this fraction of the three above (per
+    # council, member and stage), so members finish at different times as real ones do; 0: exact.
+    pace_spread: float = 0.0
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -250,6 +253,8 @@ def _check(settings: Settings) -> Settings:
     for name, provider in settings.providers.items():
         if provider.kind != "simulated" and not provider.base_url:
             raise ConfigError(f"providers.{name}.base_url: required for kind {provider.kind!r}")
+        if not 0 <= provider.pace_spread < 1:
+            raise ConfigError(f"providers.{name}.pace_spread: must be at least 0 and below 1")
     for name in ("first_opinions", "peer_review"):
         rule: StageDeadline = getattr(settings.stages, name)
         if rule.quorum < 1:

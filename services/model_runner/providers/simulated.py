@@ -13,12 +13,14 @@ import random
 import re
 from collections.abc import AsyncIterator
 
+import msgspec
+
 from council.common.settings import ModelSpec, ProviderSpec
 from council.model_runner.providers.base import Finish, StreamItem, TextDelta, UsageReport
 from council.schemas.codec import encode
 from council.schemas.jobs import Job
 
-__all__ = ["SimulatedProvider", "simulated_text"]
+__all__ = ["Pace", "SimulatedProvider", "simulated_pace", "simulated_text"]
 
 _OPINIONS = (
     "Start from the fundamentals and build on them one small step at a time.",
@@ -46,9 +48,28 @@ _REVIEW_NOTES = (
 )
 
 
-def _rng(job: Job) -> random.Random:
-    seed = hashlib.sha256(f"{job.council_id}|{job.model}|{job.stage}".encode()).digest()
+def _rng(job: Job, salt: str = "") -> random.Random:
+    seed = hashlib.sha256(f"{job.council_id}|{job.model}|{job.stage}{salt}".encode()).digest()
     return random.Random(int.from_bytes(seed[:8], "big"))
+
+
+class Pace(msgspec.Struct, frozen=True):
+    """How one call talks: seconds to the first token, tokens a second (0: no wait), tokens in all."""
+
+    ttft_s: float
+    tokens_per_second: float
+    answer_tokens: int
+
+
+def simulated_pace(spec: ProviderSpec, job: Job) -> Pace:
+    """The pace of the job's call: the spec's, each value drawn within ± ``pace_spread`` of it."""
+    # Its own random stream: the spread changes when a member speaks, never what it says.
+    rng = _rng(job, "|pace")
+
+    def spread(value: float) -> float:
+        return value * (1 + rng.uniform(-spec.pace_spread, spec.pace_spread)) if spec.pace_spread else value
+
+    return Pace(spread(spec.ttft_ms) / 1000, spread(spec.tokens_per_second), max(round(spread(spec.answer_tokens)), 1))
 
 
 def _sentences(rng: random.Random, words: int) -> list[str]:
@@ -141,9 +162,10 @@ class SimulatedProvider:
         self._spec = spec
 
     async def stream(self, model: ModelSpec, job: Job) -> AsyncIterator[StreamItem]:
-        tokens = simulated_text(job, min(self._spec.answer_tokens, job.max_tokens))
-        await asyncio.sleep(self._spec.ttft_ms / 1000)
-        interval = 1.0 / self._spec.tokens_per_second if self._spec.tokens_per_second > 0 else 0.0
+        pace = simulated_pace(self._spec, job)
+        tokens = simulated_text(job, min(pace.answer_tokens, job.max_tokens))
+        await asyncio.sleep(pace.ttft_s)
+        interval = 1.0 / pace.tokens_per_second if pace.tokens_per_second > 0 else 0.0
         loop = asyncio.get_running_loop()
         start = loop.time()
         for i, token in enumerate(tokens):

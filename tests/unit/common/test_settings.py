@@ -89,3 +89,13 @@ def test_the_built_in_catalogues_offer_a_fast_and_a_deep_preset() -> None:
 def test_bad_presets_name_the_field(tmp_path: Path, table: str, field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         load_settings(with_presets(tmp_path, table))
+
+
+@pytest.mark.parametrize("spread", ["-0.1", "1.0", "2"])
+def test_a_pace_spread_outside_zero_to_one_names_the_field(tmp_path: Path, spread: str) -> None:
+    base = (Path(__file__).resolve().parents[3] / "services" / "common" / "simulated.toml").read_text()
+    path = tmp_path / "council.toml"
+    assert "pace_spread = 0.3\n" in base
+    path.write_text(base.replace("pace_spread = 0.3\n", f"pace_spread = {spread}\n", 1))
+    with pytest.raises(ConfigError, match=r"providers\.simulated\.pace_spread"):
+        load_settings({"COUNCIL_CONFIG": str(path)})
