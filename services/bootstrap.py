@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from council.common.collector import tune_collector
 from council.common.endpoint import EmbeddedServer, metrics_app
 from council.common.jetstream import Topology, close_quietly, connect, ensure_topology
 from council.common.keys import create_key, list_keys, revoke_key
@@ -41,15 +41,11 @@ STALLED_EXIT_CODE = 3  # a runner that could not pull any more: whatever supervi
 log = logging.getLogger("council")
 T = TypeVar("T")
 KEYS_CONNECT_S = 60.0  # how long `council gateway` and `council keys` wait for NATS
-GC_THRESHOLDS = (50_000, 20, 100)  # allocations before a young collection; young, then middle, collections before an older one
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on uvloop where it is installed (as uvicorn does for the gateway)."""
-    # A runner with thousands of calls in flight keeps many objects alive, and at the default
-    # thresholds (700, 10, 10) the cycle collector walked them so often that it took ~8 % of
-    # the runner's CPU (perf, 500 councils): almost all garbage here is freed by its refcount.
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_collector()
     try:
         import uvloop
     except ImportError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from litestar import Litestar
 
+from council.common.collector import settle_collector, tune_collector
 from council.common.logs import configure_logging
 from council.common.settings import load_settings
 from council.common.tracing import setup_tracing
@@ -16,6 +17,9 @@ __all__ = ["app_factory"]
 
 def app_factory() -> Litestar:
     """The gateway of this process (each of uvicorn's workers is one), logging as the CLI's own process does."""
+    tune_collector()
     configure_logging()
     setup_tracing("gateway")
-    return create_app(load_settings())
+    app = create_app(load_settings())
+    settle_collector()
+    return app
