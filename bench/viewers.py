@@ -1,8 +1,11 @@
 """Benchmark 4 — viewers: many SSE clients on a few running councils.
 
-``python -m bench.viewers [--clients 200,1000,2000] [--councils 20]``: one stack (the real
-``council runner``, simulated members at 50 tokens/s, 200 tokens an answer, default coalescing);
-for each client count N, ``--councils`` councils are submitted and N clients (spread evenly
+``python -m bench.viewers [--clients 200,1000,2000] [--councils 20] [--lockstep]``: one stack
+(the real ``council runner``, default coalescing) with simulated members at the issue's realistic
+pace (each call 495–1,305 ms to the first token, 30–80 tokens/s, 151–399 tokens: 900 ms, 55
+tokens/s and 275 tokens ± 45 %), or with ``--lockstep`` every member at exactly 300 ms, 50
+tokens/s and 200 tokens, so that all councils submitted together stream, finish their stages
+and flush in the same instants (the worst case for the gateway's bursts); for each client count N, ``--councils`` councils are submitted and N clients (spread evenly
 over them) read their streams from seq 0 to the terminal event. The clients are raw asyncio
 sockets speaking HTTP/1.0 (no chunked encoding, no SSE library), so the measuring side stays
 light enough for 2,000 of them on the same 2 cores, spread over ``--client-processes`` (2)
@@ -39,7 +42,8 @@ from bench.stats import CpuMeter, loop_lag_ms, percentile, rss_kb
 
 __all__ = ["ViewersRow", "run_viewers"]
 
-PACE = Pace(ttft_ms=300, tokens_per_second=50, answer_tokens=200)
+PACE = Pace(ttft_ms=900, tokens_per_second=55, answer_tokens=275, spread=0.45)
+LOCKSTEP = Pace(ttft_ms=300, tokens_per_second=50, answer_tokens=200)
 _ID = re.compile(rb"^id: (\d+)\r?$", re.MULTILINE)
 _TS = re.compile(rb'"ts":"([^"]+)"')
 _TERMINAL = re.compile(rb"^event: council\.(completed|failed|cancelled)\r?$", re.MULTILINE)
@@ -49,6 +53,7 @@ _TERMINAL = re.compile(rb"^event: council\.(completed|failed|cancelled)\r?$", re
 class ViewersRow:
     clients: int
     councils: int
+    pace: str  # "realistic" (each member its own pace) or "lockstep" (all the same)
     spread_s: float
     gateway_workers: int
     client_processes: int
@@ -169,12 +174,14 @@ class _Clients:
                 proc.kill()
 
 
-async def _measure(stack: Stack, clients: int, councils: int, spread_s: float, processes: int) -> ViewersRow:
+async def _measure(
+    stack: Stack, pace: str, clients: int, councils: int, spread_s: float, processes: int
+) -> ViewersRow:
     viewers = _Clients(stack.port, processes)
     try:
         async with new_client(stack.url, councils) as http:
             ids = []
-            for i in range(councils):  # all at once (members stream in lockstep), or spread over spread_s
+            for i in range(councils):  # all at once, or spread over spread_s
                 ids.append(await submit(http, f"Viewers question {i}"))
                 await asyncio.sleep(spread_s / councils)
         pids = stack.pids()
@@ -203,6 +210,7 @@ async def _measure(stack: Stack, clients: int, councils: int, spread_s: float, p
     return ViewersRow(
         clients=clients,
         councils=councils,
+        pace=pace,
         spread_s=spread_s,
         gateway_workers=stack.gateway_workers,
         client_processes=processes,
@@ -223,13 +231,20 @@ async def _measure(stack: Stack, clients: int, councils: int, spread_s: float, p
 
 
 async def run_viewers(
-    clients: list[int], councils: int, spread_s: float = 0.0, *, gateway_workers: int = 1, client_processes: int = 1
+    clients: list[int],
+    councils: int,
+    spread_s: float = 0.0,
+    *,
+    lockstep: bool = False,
+    gateway_workers: int = 1,
+    client_processes: int = 1,
 ) -> list[ViewersRow]:
     """One stack; for each client count, fresh councils and that many viewers of them."""
-    config = StackConfig(members=4, pace=PACE)
+    pace = "lockstep" if lockstep else "realistic"
+    config = StackConfig(members=4, pace=LOCKSTEP if lockstep else PACE)
     with Stack(config, stamped=False, label="viewers", gateway_workers=gateway_workers) as stack:
         await stack.ready()
-        return [await _measure(stack, n, councils, spread_s, client_processes) for n in clients]
+        return [await _measure(stack, pace, n, councils, spread_s, client_processes) for n in clients]
 
 
 def main() -> None:
@@ -237,6 +252,7 @@ def main() -> None:
     parser.add_argument("--clients", default="200,1000,2000")
     parser.add_argument("--councils", type=int, default=20)
     parser.add_argument("--spread", type=float, default=0.0, help="submit the councils over this many seconds")
+    parser.add_argument("--lockstep", action="store_true", help="every member at the same fixed pace")
     parser.add_argument("--gateway-workers", type=int, default=1, help="council gateway --workers")
     parser.add_argument("--client-processes", type=int, default=2, help="measuring processes the viewers share")
     args = parser.parse_args()
@@ -245,10 +261,15 @@ def main() -> None:
     sizes = [int(n) for n in args.clients.split(",")]
     rows = asyncio.run(
         run_viewers(
-            sizes, args.councils, args.spread, gateway_workers=args.gateway_workers, client_processes=args.client_processes
+            sizes,
+            args.councils,
+            args.spread,
+            lockstep=args.lockstep,
+            gateway_workers=args.gateway_workers,
+            client_processes=args.client_processes,
         )
     )
-    head = ["clients", "councils", "gateway workers / client processes", "refused", "exact", "events delivered"]
+    head = ["clients", "councils", "pace", "gateway workers / client processes", "refused", "exact", "events delivered"]
     head += ["event→client p50 / p99 ms"]
     head += [
         "once all connected p50 / p99 ms",
@@ -263,6 +284,7 @@ def main() -> None:
         lambda r: [
             f"{r.clients:,}",
             str(r.councils),
+            r.pace,
             f"{r.gateway_workers} / {r.client_processes}",
             str(r.refused),
             f"{r.exact:,}",
