@@ -6,7 +6,10 @@ completion, so its log holds thousands of events. Then, several times, a client 
 
 * ``lean``: httpx with the frame reader in ``bench.sse`` (parses every frame, decodes deltas):
   so little client work that the number is the server's (gateway + NATS) rate;
-* ``httpx-sse``: httpx + httpx_sse, the popular client library, for comparison.
+* ``httpx-sse``: httpx + httpx_sse, the popular client library, for comparison;
+* ``lean × 20``: twenty lean clients reading it at once, each round timed from the first
+  request to the last terminal event; its rate is all twenty's events together (the twenty
+  share this one measuring process, so it is a floor for the server's).
 
 Each read is timed from the request to the terminal event; the result is the median. The
 gateway's CPU time per event is recorded too: unlike events/s it hardly moves when other
@@ -15,6 +18,7 @@ work shares the machine.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -29,6 +33,7 @@ from bench.stats import CpuMeter, median, quietest
 __all__ = ["ClientReads", "ReplayResult", "run_replay"]
 
 PROMPT = "Write a long answer, please."
+TOGETHER = 20  # readers of the same finished council at once
 
 
 @dataclass
@@ -50,6 +55,12 @@ class ReplayResult:
     build_s: float
     lean: ClientReads = field(default_factory=lambda: ClientReads("lean"))
     httpx_sse: ClientReads = field(default_factory=lambda: ClientReads("httpx-sse"))
+    together: ClientReads = field(default_factory=lambda: ClientReads(f"lean × {TOGETHER}"))
+
+    @property
+    def clients(self) -> tuple[ClientReads, ...]:
+        """Every client's reads, in the order the tables show them."""
+        return self.lean, self.httpx_sse, self.together
 
 
 async def _timed_reads(stack: Stack, http: httpx.AsyncClient, council_id: str, reps: int, client: str) -> ClientReads:
@@ -57,15 +68,19 @@ async def _timed_reads(stack: Stack, http: httpx.AsyncClient, council_id: str, r
     meter = CpuMeter(stack.pids())
     meter.start()
     total, events = 0.0, 0
+    readers = TOGETHER if reads.client == f"lean × {TOGETHER}" else 1
     for _ in range(reps):
         t0 = time.perf_counter()
-        seen = await follow(http, council_id, httpx_sse=reads.client == "httpx-sse")
+        seen = await asyncio.gather(
+            *(follow(http, council_id, httpx_sse=reads.client == "httpx-sse") for _ in range(readers))
+        )
         elapsed = time.perf_counter() - t0
-        if seen.terminal != "council.completed":
-            raise RuntimeError(f"replay read ended with {seen.terminal}")
+        ends = {one.terminal for one in seen}
+        if ends != {"council.completed"}:
+            raise RuntimeError(f"replay read ended with {ends}")
         total += elapsed
-        events += seen.events
-        reads.runs.append(round(seen.events / elapsed, 1))
+        events += sum(one.events for one in seen)
+        reads.runs.append(round(sum(one.events for one in seen) / elapsed, 1))
     reads.cpu = meter.stop(total)
     reads.us_per_event = meter.per_event_us(events)
     return reads
@@ -87,7 +102,7 @@ async def run_replay(members: int, pace: Pace, reps: int, retries: int = 0) -> R
     config = StackConfig(members=members, pace=pace, delta_window_ms=50, delta_max_tokens=1)
     with Stack(config, stamped=False, label="replay") as stack:
         await stack.ready()
-        async with new_client(stack.url, 4) as http:
+        async with new_client(stack.url, TOGETHER) as http:
             await warm_up(http)
             t0 = time.perf_counter()
             council_id = await submit(http, PROMPT)
@@ -97,5 +112,6 @@ async def run_replay(members: int, pace: Pace, reps: int, retries: int = 0) -> R
             result = ReplayResult(events=built.events, build_s=round(time.perf_counter() - t0, 3))
             result.lean = await _quietest(stack, http, council_id, reps, "lean", retries)
             result.httpx_sse = await _quietest(stack, http, council_id, reps, "httpx-sse", retries)
+            result.together = await _quietest(stack, http, council_id, reps, result.together.client, retries)
             stack.check_alive()
             return result

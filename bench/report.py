@@ -109,13 +109,14 @@ def targets(latency: list[LatencyRow], replay: ReplayResult | None) -> list[Targ
                 )
             )
     if replay is not None:
-        for reads in (replay.lean, replay.httpx_sse):
+        # The lean client's rate is the server's: the "Scale" issue's ≥ 60,000 sequential.
+        for reads, limit in ((replay.lean, 60_000), (replay.httpx_sse, 20_000)):
             found.append(
                 Target(
                     f"replay, {reads.client} client (median)",
-                    "≥ 20,000 events/s",
+                    f"≥ {limit:,} events/s",
                     f"{reads.median:,.0f} events/s",
-                    reads.median >= 20_000,
+                    reads.median >= limit,
                 )
             )
     return found
@@ -177,7 +178,7 @@ def _replay_json(result: ReplayResult) -> dict[str, Any]:
                 "cpu_us_per_event": reads.us_per_event,
                 "attempts": reads.attempts,
             }
-            for reads in (result.lean, result.httpx_sse)
+            for reads in result.clients
         },
     }
 
@@ -321,7 +322,7 @@ def _replay_table(result: ReplayResult) -> list[str]:
             _us(reads.us_per_event),
             _other(reads.cpu) + (f" ({reads.attempts} tries)" if reads.attempts > 1 else ""),
         ]
-        for reads in (result.lean, result.httpx_sse)
+        for reads in result.clients
     ]
     return table(head, body)
 
