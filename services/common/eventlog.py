@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import msgspec
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
@@ -24,6 +23,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
 from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
+from council.common.jetstream import JetStream
 from council.deliberation.fold import fold
 from council.deliberation.snapshot import snapshot_of, state_of
 from council.deliberation.state import CouncilState
@@ -111,7 +111,7 @@ def _subject(event: AnyEvent | SessionEvent) -> str:
 
 
 async def append(
-    js: JetStreamContext, event: AnyEvent | SessionEvent, msg_id: str, headers: Mapping[str, str] | None = None
+    js: JetStream, event: AnyEvent | SessionEvent, msg_id: str, headers: Mapping[str, str] | None = None
 ) -> bool:
     """Append ``event`` once per ``msg_id`` (with ``headers`` too, e.g. a trace's): False when the log already had it."""
     ack = await js.publish(_subject(event), encode(event), stream=LOG_STREAM, headers={**(headers or {}), MSG_ID: msg_id})
@@ -134,7 +134,7 @@ class Pipeline:
     deduplicate, and every reader of the log would pay to parse a header on most of its events.
     """
 
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStream) -> None:
         self._js = js
         self._unacked: deque[asyncio.Future[PubAck]] = deque()
 
@@ -162,7 +162,7 @@ class Pipeline:
             self._unacked.clear()
 
 
-async def last_seq_of(js: JetStreamContext, council_id: str, event_type: str) -> int | None:
+async def last_seq_of(js: JetStream, council_id: str, event_type: str) -> int | None:
     """The seq of the council's latest event of ``event_type`` still in the log, if any."""
     try:
         return int((await js.get_last_msg(LOG_STREAM, event_subject(council_id, event_type))).seq or 0)
@@ -170,11 +170,11 @@ async def last_seq_of(js: JetStreamContext, council_id: str, event_type: str) ->
         return None
 
 
-async def council_exists(js: JetStreamContext, council_id: str) -> bool:
+async def council_exists(js: JetStream, council_id: str) -> bool:
     return await last_seq_of(js, council_id, "council.submitted") is not None
 
 
-async def council_owner(js: JetStreamContext, views: KeyValue, council_id: str) -> str | None:
+async def council_owner(js: JetStream, views: KeyValue, council_id: str) -> str | None:
     """The tenant a council belongs to (from its submission, or once that aged out its snapshot),
     or None for a council the log and the snapshots do not know."""
     try:
@@ -186,7 +186,7 @@ async def council_owner(js: JetStreamContext, views: KeyValue, council_id: str) 
     return submitted.data.tenant if isinstance(submitted, CouncilSubmitted) else None
 
 
-async def terminal_seq(js: JetStreamContext, views: KeyValue, council_id: str) -> int | None:
+async def terminal_seq(js: JetStream, views: KeyValue, council_id: str) -> int | None:
     """Where the council ended — its terminal event, or once that aged out of the log the last
     seq of its final snapshot — or None while it runs."""
     for kind in sorted(TERMINAL_TYPES):
@@ -209,89 +209,123 @@ def stream_seq(msg: Msg) -> int:
     return int(msg.metadata.sequence.stream)
 
 
-class Cursor:
-    """An ordered consumer on the log: one server-side cursor, no gap, no duplicate, in order.
+Deliver = Callable[[Msg, int], Awaitable[None]]  # a cursor's callback: the message and its stream seq
 
-    It hands every message to its callback as it arrives, and nats-py answers flow control at
-    once: for readers that keep everything anyway (a gateway's feed, ``read_events``). Close it
-    with ``close()``.
+
+class Cursor:
+    """An ordered consumer on the log: no gap, no duplicate, in order, across its resets and resumes.
+
+    It hands every message and its seq to its callback as it arrives, and nats-py answers flow
+    control at once: for readers that keep everything anyway (a gateway's feed, ``read_events``).
+    Open it with ``open_cursor``, close it with ``close()``.
     """
 
-    def __init__(self, js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
+    def __init__(self, js: JetStream, subject_filter: str, after: int, inactive_s: float, deliver: Deliver) -> None:
         self._js = js
-        self._sub = sub
-        self._first = sub._consumer  # an ordered consumer gets a new name when it resets
+        self._filter = subject_filter
+        self._inactive_s = inactive_s
+        self._deliver = deliver
+        self._last = after  # the seq of the last message handed over
+        self._sub: JetStreamContext.PushSubscription | None = None
+
+    async def _subscribe(self) -> JetStreamContext.PushSubscription:
+        """A new ordered consumer from the message after the last one handed over."""
+        after = self._last
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
+            opt_start_seq=after + 1 if after else None,
+            inactive_threshold=self._inactive_s,
+        )
+        return await self._js.subscribe(
+            self._filter, stream=LOG_STREAM, ordered_consumer=True, config=config, idle_heartbeat=5.0, cb=self._take
+        )
+
+    async def _take(self, msg: Msg) -> None:
+        seq = stream_seq(msg)
+        if seq <= self._last:
+            return  # the subscription a resume replaced handed it over already
+        self._last = seq
+        await self._deliver(msg, seq)
+
+    async def open(self) -> None:
+        """Start reading."""
+        self._sub = await self._subscribe()
         _open.add(self)
 
     async def resume(self) -> None:
-        """Make the server-side cursor again from the next seq: after a reconnect it may be gone
-        (a restarted server, a lost node), and nats-py would notice only after two missed
-        heartbeats (10 s)."""
-        jsi = self._sub._sub._jsi
-        if jsi is not None and jsi._ordered:
-            await jsi.reset_ordered_consumer(jsi._sseq + 1)
+        """Read on through a new consumer from the next seq: after a reconnect the old one may be
+        gone (a restarted server, a lost node), and nats-py would notice only after two missed
+        heartbeats (10 s). The old one, if it is still there, expires by itself (``inactive_s``)."""
+        old, self._sub = self._sub, await self._subscribe()
+        if old is not None:
+            await _unsubscribe(old)
 
     async def total(self) -> int:
-        """How many messages this cursor delivers in all, as the log stands now."""
-        info = await self._js.consumer_info(LOG_STREAM, self._first)  # counted from the start
+        """How many messages this cursor delivers in all, as the log stands now (ask before its
+        consumer is reset: it counts from where that consumer began)."""
+        if self._sub is None:
+            return 0
+        info = await self._sub.consumer_info()
         return (info.num_pending or 0) + ((info.delivered.consumer_seq or 0) if info.delivered else 0)
 
     async def close(self) -> None:
-        """Unsubscribe and delete the consumer(s) now rather than leave them to expire."""
+        """Unsubscribe, and delete the consumer now rather than leave it to expire."""
         _open.discard(self)
+        sub, self._sub = self._sub, None
+        if sub is None:
+            return
         try:
-            await self._sub.unsubscribe()
-        except NatsError as exc:
-            log.debug("unsubscribe failed: %s", exc)
-        for name in {self._first, self._sub._consumer}:
+            name: str | None = (await sub.consumer_info()).name
+        except (NatsError, TimeoutError) as exc:
+            log.debug("consumer already gone: %s", exc)
+            name = None
+        await _unsubscribe(sub)
+        if name is not None:
             try:
                 await self._js.delete_consumer(LOG_STREAM, name)
-            except NatsError as exc:
+            except (NatsError, TimeoutError) as exc:
                 log.debug("consumer %s already gone: %s", name, exc)
+
+
+async def _unsubscribe(sub: JetStreamContext.PushSubscription) -> None:
+    try:
+        await sub.unsubscribe()
+    except NatsError as exc:
+        log.debug("unsubscribe failed: %s", exc)
 
 
 _open: weakref.WeakSet[Cursor] = weakref.WeakSet()
 
 
-async def resume_cursors(nc: Client) -> int:
-    """Resume every open cursor on ``nc`` (call it when ``nc`` has reconnected); how many."""
-    cursors = [cursor for cursor in list(_open) if cursor._js._nc is nc]
+async def resume_cursors(js: JetStream) -> int:
+    """Resume every open cursor reading through ``js`` (call it when its connection has
+    reconnected); how many."""
+    cursors = [cursor for cursor in list(_open) if cursor._js is js]
     for cursor in cursors:
         try:
             await cursor.resume()
-        except NatsError as exc:  # nats-py's heartbeat check still resets it later
+        except (NatsError, TimeoutError) as exc:  # nats-py's heartbeat check still resets it later
             log.debug("could not resume a cursor: %r", exc)
     return len(cursors)
 
 
 async def open_cursor(
-    js: JetStreamContext,
-    subject_filter: str,
-    after: int = 0,
-    inactive_s: float = INACTIVE_S,
-    *,
-    deliver: Callable[[Msg], Awaitable[None]],
+    js: JetStream, subject_filter: str, after: int = 0, inactive_s: float = INACTIVE_S, *, deliver: Deliver
 ) -> Cursor:
     """A cursor over every message on ``subject_filter`` with seq > ``after``, then live ones,
     each handed to ``deliver`` in order."""
-    config = ConsumerConfig(
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
-        opt_start_seq=after + 1 if after else None,
-        inactive_threshold=inactive_s,
-    )
-    sub = await js.subscribe(
-        subject_filter, stream=LOG_STREAM, ordered_consumer=True, config=config, idle_heartbeat=5.0, cb=deliver
-    )
-    return Cursor(js, sub)
+    cursor = Cursor(js, subject_filter, after, inactive_s, deliver)
+    await cursor.open()
+    return cursor
 
 
-async def read_events(js: JetStreamContext, subject_filter: str, after: int = 0) -> list[AnyEvent]:
+async def read_events(js: JetStream, subject_filter: str, after: int = 0) -> list[AnyEvent]:
     """Every stored event on ``subject_filter`` with seq > ``after``, in order, up to now."""
     return await read_log(js, subject_filter, after, decode_event)
 
 
 async def read_log(
-    js: JetStreamContext, subject_filter: str, after: int, decode: Callable[[bytes, int], T]
+    js: JetStream, subject_filter: str, after: int, decode: Callable[[bytes, int], T]
 ) -> list[T]:
     """Every stored message on ``subject_filter`` with seq > ``after``, decoded, in order, up to now.
 
@@ -321,9 +355,9 @@ async def read_log(
     return events
 
 
-def _reads_directly(js: JetStreamContext) -> bool:
+def _reads_directly(js: JetStream) -> bool:
     """Whether the server takes ``min_last_seq`` on a direct get (2.12 and later)."""
-    version = js._nc.connected_server_version
+    version = js.client.connected_server_version
     try:
         return (version.major, version.minor) >= (2, 12)
     except ValueError:  # not a version we can read
@@ -344,9 +378,9 @@ BEHIND_RETRIES = 20  # a replica behind the leader answers 412: ask again (anoth
 BEHIND_WAIT_S = 0.05
 
 
-async def _log_last_seq(js: JetStreamContext) -> int:
+async def _log_last_seq(js: JetStream) -> int:
     """The log's last seq, from its leader."""
-    reply = await js._nc.request(f"{js._prefix}.STREAM.INFO.{LOG_STREAM}", b"", timeout=js._timeout)
+    reply = await js.client.request(f"{js.api_prefix}.STREAM.INFO.{LOG_STREAM}", b"", timeout=js.timeout_s)
     info = msgspec.json.decode(reply.data, type=_StreamInfo)
     if info.error is not None:
         raise APIError.from_error(info.error)
@@ -354,7 +388,7 @@ async def _log_last_seq(js: JetStreamContext) -> int:
 
 
 async def _direct_batch(
-    js: JetStreamContext, subject_filter: str, after: int, last: int
+    js: JetStream, subject_filter: str, after: int, last: int
 ) -> tuple[list[tuple[int, bytes]], int]:
     """Up to ``READ_BATCH`` (seq, data) on the filter after ``after``, from a replica that holds
     ``last``; with how many more match after them."""
@@ -371,7 +405,7 @@ async def _direct_batch(
     raise TimeoutError(f"reading {subject_filter}: no replica caught up to seq {last}")
 
 
-async def _direct_get(js: JetStreamContext, request: bytes) -> tuple[str, int, list[tuple[int, bytes]]]:
+async def _direct_get(js: JetStream, request: bytes) -> tuple[str, int, list[tuple[int, bytes]]]:
     """One batched direct get: its closing status, the messages still pending, the messages."""
     batch: list[tuple[int, bytes]] = []
     end: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
@@ -384,12 +418,12 @@ async def _direct_get(js: JetStreamContext, request: bytes) -> tuple[str, int, l
         elif not end.done():
             end.set_result((status, int(headers.get("Nats-Num-Pending", 0))))
 
-    inbox = js._nc.new_inbox()
-    sub = await js._nc.subscribe(inbox, cb=collect)
+    inbox = js.client.new_inbox()
+    sub = await js.client.subscribe(inbox, cb=collect)
     try:
-        await js._nc.publish(f"{js._prefix}.DIRECT.GET.{LOG_STREAM}", request, reply=inbox)
+        await js.client.publish(f"{js.api_prefix}.DIRECT.GET.{LOG_STREAM}", request, reply=inbox)
         try:
-            async with asyncio.timeout(js._timeout):
+            async with asyncio.timeout(js.timeout_s):
                 status, pending = await end
         except TimeoutError:
             raise TimeoutError("no answer to a direct get of the log") from None
@@ -399,7 +433,7 @@ async def _direct_get(js: JetStreamContext, request: bytes) -> tuple[str, int, l
 
 
 async def _read_with_consumer(
-    js: JetStreamContext, subject_filter: str, after: int, decode: Callable[[bytes, int], T]
+    js: JetStream, subject_filter: str, after: int, decode: Callable[[bytes, int], T]
 ) -> list[T]:
     """``read_events`` through an ordered consumer: for a server without batched direct gets.
 
@@ -412,13 +446,12 @@ async def _read_with_consumer(
     total: int | None = None
     arrived = asyncio.Event()
 
-    async def collect(msg: Msg) -> None:
+    async def collect(msg: Msg, seq: int) -> None:
         nonlocal seen
         if total is not None and seen >= total:
             return  # appended after we counted: not ours to read
         seen += 1
         arrived.set()
-        seq = stream_seq(msg)
         try:
             events.append(decode(msg.data, seq))
         except msgspec.DecodeError as exc:
@@ -494,7 +527,7 @@ async def save_snapshot(views: KeyValue, state: CouncilState) -> bool:
     raise RuntimeError(f"snapshot of {state.council_id} kept changing under {SNAPSHOT_WRITE_ATTEMPTS} writes")
 
 
-async def load_state(js: JetStreamContext, views: KeyValue, council_id: str) -> CouncilState | None:
+async def load_state(js: JetStream, views: KeyValue, council_id: str) -> CouncilState | None:
     """The council as the log knows it now, or None if it was never submitted."""
     snapshot = await load_snapshot(views, council_id)
     after = snapshot.last_seq if snapshot else 0
@@ -509,18 +542,18 @@ async def load_state(js: JetStreamContext, views: KeyValue, council_id: str) -> 
 # it and unmarked (its subject purged: no tombstone is left behind) once it has ended.
 
 
-async def mark_active(js: JetStreamContext, council_id: str) -> None:
+async def mark_active(js: JetStream, council_id: str) -> None:
     """Add the council to the index of running councils (again is harmless)."""
     await js.publish(active_subject(council_id), b"", stream=ACTIVE_STREAM)
 
 
-async def mark_finished(js: JetStreamContext, council_id: str) -> None:
+async def mark_finished(js: JetStream, council_id: str) -> None:
     """Take the council out of its tenant's count of running councils, then out of the index."""
     await js.purge_stream(ACTIVE_STREAM, subject=running_marks_of(council_id))  # first: the index finds it again
     await js.purge_stream(ACTIVE_STREAM, subject=active_subject(council_id))
 
 
-async def mark_running(js: JetStreamContext, tenant: str, council_id: str) -> int | None:
+async def mark_running(js: JetStream, tenant: str, council_id: str) -> int | None:
     """Count an accepted council against its tenant's running councils; how many there are now,
     or None when it was counted already (the same council, submitted again)."""
     subject = running_subject(tenant, council_id)
@@ -533,18 +566,18 @@ async def mark_running(js: JetStreamContext, tenant: str, council_id: str) -> in
     return len(await stream_subjects(js, ACTIVE_STREAM, running_filter(tenant)))
 
 
-async def running_marks(js: JetStreamContext) -> dict[str, str]:
+async def running_marks(js: JetStream) -> dict[str, str]:
     """Every tenant's running-council marker: council id -> its subject."""
     names = await stream_subjects(js, ACTIVE_STREAM, f"{ACTIVE_ROOT}.tenants.>")
     return {name.rsplit(".", 1)[1]: name for name in names}
 
 
-async def unmark_running(js: JetStreamContext, tenant: str, council_id: str) -> None:
+async def unmark_running(js: JetStream, tenant: str, council_id: str) -> None:
     """Take back a count that ``mark_running`` made for a council that was not accepted after all."""
     await js.purge_stream(ACTIVE_STREAM, subject=running_subject(tenant, council_id))
 
 
-async def record_spend(js: JetStreamContext, state: CouncilState) -> None:
+async def record_spend(js: JetStream, state: CouncilState) -> None:
     """Keep what the council has cost so far under its tenant and day (its latest figure only)."""
     day = state.created_at[:10].replace("-", "")
     await js.publish(spend_subject(state.tenant, day, state.council_id), encode(state.spent()), stream=SPEND_STREAM)
@@ -560,17 +593,17 @@ class _SubjectsPage(msgspec.Struct):
     error: dict[str, object] | None = None
 
 
-async def stream_subjects(js: JetStreamContext, stream: str, subject_filter: str) -> set[str]:
+async def stream_subjects(js: JetStream, stream: str, subject_filter: str) -> set[str]:
     """The subjects of ``stream`` matching the filter that hold a message: one request per 100,000."""
     found: set[str] = set()
     offset = 0
     while True:
         request = msgspec.json.encode({"subjects_filter": subject_filter, "offset": offset})
         # nats-py's stream_info neither pages nor reports the total, so the API is asked directly.
-        reply = await js._nc.request(f"{js._prefix}.STREAM.INFO.{stream}", request, timeout=js._timeout)
+        reply = await js.client.request(f"{js.api_prefix}.STREAM.INFO.{stream}", request, timeout=js.timeout_s)
         page = msgspec.json.decode(reply.data, type=_SubjectsPage)
         if page.error is not None:
-            APIError.from_error(page.error)
+            raise APIError.from_error(page.error)
         names = list(page.state.subjects or {})
         found.update(names)
         offset += len(names)
@@ -578,14 +611,14 @@ async def stream_subjects(js: JetStreamContext, stream: str, subject_filter: str
             return found
 
 
-async def active_councils(js: JetStreamContext) -> set[str]:
+async def active_councils(js: JetStream) -> set[str]:
     """Every council in the index of running councils."""
     names = await stream_subjects(js, ACTIVE_STREAM, f"{ACTIVE_ROOT}.>")
     found = {name.removeprefix(f"{ACTIVE_ROOT}.") for name in names}
     return {council_id for council_id in found if is_council_id(council_id)}
 
 
-async def index_is_complete(js: JetStreamContext) -> bool:
+async def index_is_complete(js: JetStream) -> bool:
     """Whether the index is known to hold every running council (it was built, or began empty)."""
     try:
         await js.get_last_msg(ACTIVE_STREAM, ACTIVE_INDEX_COMPLETE)
@@ -594,7 +627,7 @@ async def index_is_complete(js: JetStreamContext) -> bool:
     return True
 
 
-async def mark_index_complete(js: JetStreamContext) -> None:
+async def mark_index_complete(js: JetStream) -> None:
     await js.publish(ACTIVE_INDEX_COMPLETE, b"", stream=ACTIVE_STREAM)
 
 
@@ -610,7 +643,7 @@ def is_history_position(value: str) -> bool:
     return _POSITION.fullmatch(value) is not None
 
 
-async def record_in_history(js: JetStreamContext, state: CouncilState) -> None:
+async def record_in_history(js: JetStream, state: CouncilState) -> None:
     """Write the council's summary into the history (and its day's marker), as of ``state``."""
     position = index_position(state.council_id, state.created_at)
     summary = CouncilSummary(
@@ -628,7 +661,7 @@ async def record_in_history(js: JetStreamContext, state: CouncilState) -> None:
 
 
 async def recent_councils(
-    js: JetStreamContext, limit: int, before: str | None = None, visible: Callable[[str], bool] = lambda tenant: True
+    js: JetStream, limit: int, before: str | None = None, visible: Callable[[str], bool] = lambda tenant: True
 ) -> tuple[list[CouncilSummary], str | None]:
     """Up to ``limit`` councils newest first (older than position ``before``) of the tenants
     ``visible`` accepts, and the next page's position."""
@@ -653,7 +686,7 @@ S = TypeVar("S", CouncilSummary, SessionSummary)
 
 
 async def read_page(
-    js: JetStreamContext,
+    js: JetStream,
     positions: AsyncIterator[str],
     subject_of: Callable[[str], str],
     kind: type[S],

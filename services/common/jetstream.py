@@ -28,6 +28,7 @@ from nats.errors import (
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import (
+    DEFAULT_PREFIX,
     DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
@@ -60,6 +61,7 @@ from council.schemas.subjects import (
 __all__ = [
     "STARTUP_DEADLINE_S",
     "Backoff",
+    "JetStream",
     "JetStreamUnavailable",
     "Topology",
     "active_stream_config",
@@ -83,6 +85,7 @@ IDEMPOTENCY_TTL_S = 24 * 3600.0
 SPEND_KEPT_S = 3 * 24 * 3600.0  # a day's spend is added up while it lasts, and a little after
 LIMITS_TTL_S = 24 * 3600.0  # a token bucket untouched this long is full again anyway
 STARTUP_DEADLINE_S = 120.0  # a cluster forming after a full restart elects its leaders well within this
+API_TIMEOUT_S = 5.0  # nats-py's default for a JetStream API request
 
 T = TypeVar("T")
 
@@ -96,6 +99,17 @@ _TRANSIENT = (
     StaleConnectionError,
     OSError,
 )
+
+
+class JetStream(JetStreamContext):
+    """nats-py's JetStream context, its connection, API prefix and timeout in the open: for the
+    API requests nats-py has no call for (batched direct gets, paged stream info)."""
+
+    def __init__(self, client: Client, timeout_s: float = API_TIMEOUT_S) -> None:
+        super().__init__(client, timeout=timeout_s)
+        self.client = client
+        self.api_prefix = DEFAULT_PREFIX
+        self.timeout_s = timeout_s
 
 
 class JetStreamUnavailable(Exception):
@@ -139,7 +153,7 @@ class Topology:
     """Handles to the JetStream resources a service uses."""
 
     def __init__(
-        self, nc: Client, js: JetStreamContext, views: KeyValue, idempotency: KeyValue, keys: KeyValue, limits: KeyValue
+        self, nc: Client, js: JetStream, views: KeyValue, idempotency: KeyValue, keys: KeyValue, limits: KeyValue
     ) -> None:
         self.nc = nc
         self.js = js
@@ -310,7 +324,7 @@ async def ensure_topology(
 
 
 async def _ensure_all(nc: Client, replicas: int, storage: StorageSettings) -> Topology:
-    js = nc.jetstream()
+    js = JetStream(nc)
     await _ensure_stream(js, log_stream_config(replicas, storage.log_max_bytes))
     await _ensure_stream(js, jobs_stream_config(replicas))
     await _ensure_stream(js, active_stream_config(replicas))

@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 
-from nats.js import JetStreamContext
-
 from council.common.eventlog import read_log, read_page, stream_subjects
+from council.common.jetstream import JetStream
 from council.deliberation.session import SessionState, fold_session
 from council.schemas.api import PROMPT_PREVIEW_CHARS, SessionSummary
 from council.schemas.codec import decode_outline_event, encode
@@ -35,7 +34,7 @@ def is_session_position(value: str) -> bool:
     return _POSITION.fullmatch(value) is not None
 
 
-async def read_session(js: JetStreamContext, session_id: str) -> SessionState | None:
+async def read_session(js: JetStream, session_id: str) -> SessionState | None:
     """The session as the log knows it now, or None if it was never created."""
     parts = [await read_log(js, f, 0, decode_outline_event) for f in session_outline_filters(session_id)]
     return fold_session(session_id, sorted((e for part in parts for e in part), key=lambda e: e.seq))
@@ -57,20 +56,20 @@ def _summary(state: SessionState) -> SessionSummary:
     )
 
 
-async def record_session(js: JetStreamContext, state: SessionState) -> None:
+async def record_session(js: JetStream, state: SessionState) -> None:
     """Write the session's summary into the list of sessions, as of ``state``."""
     subject = session_index_subject(session_position(state.session_id, state.created_at))
     await js.publish(subject, encode(_summary(state)), stream=INDEX_STREAM)
 
 
-async def forget_session(js: JetStreamContext, state: SessionState) -> None:
+async def forget_session(js: JetStream, state: SessionState) -> None:
     """Take the session out of the list (its log stays until retention drops it)."""
     subject = session_index_subject(session_position(state.session_id, state.created_at))
     await js.purge_stream(INDEX_STREAM, subject=subject)
 
 
 async def recent_sessions(
-    js: JetStreamContext, limit: int, before: str | None = None, visible: Callable[[str], bool] = lambda tenant: True
+    js: JetStream, limit: int, before: str | None = None, visible: Callable[[str], bool] = lambda tenant: True
 ) -> tuple[list[SessionSummary], str | None]:
     """Up to ``limit`` sessions newest first (older than position ``before``) of the tenants
     ``visible`` accepts, and the next page's position."""

@@ -29,6 +29,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFound
 from nats.js.kv import KeyValue
 
 from council.common.eventlog import mark_running, stream_seq, unmark_running
+from council.common.jetstream import JetStream
 from council.common.settings import LimitsSettings
 from council.gateway.problems import Problem
 from council.schemas.codec import decode_as, encode
@@ -112,7 +113,7 @@ class SpendLedger:
 class Admission:
     """The limits every new council passes, for one gateway process."""
 
-    def __init__(self, js: JetStreamContext, buckets: KeyValue, limits: LimitsSettings, ledger: SpendLedger) -> None:
+    def __init__(self, js: JetStream, buckets: KeyValue, limits: LimitsSettings, ledger: SpendLedger) -> None:
         self._js = js
         self._buckets = buckets
         self._limits = limits

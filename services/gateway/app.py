@@ -83,7 +83,7 @@ async def _connect(app: Litestar, settings: Settings, lifecycle: Lifecycle) -> N
     backoff = Backoff(0.2, 5.0)
 
     async def reconnected() -> None:  # live streams resume at once, not after two missed heartbeats
-        if app.state.gateway is not None and (count := await resume_cursors(app.state.gateway.topology.nc)):
+        if app.state.gateway is not None and (count := await resume_cursors(app.state.gateway.topology.js)):
             log.info("resumed %d live stream(s) after a reconnect", count)
 
     while True:

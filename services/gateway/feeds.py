@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from prometheus_client import Gauge
 
-from council.common.eventlog import Cursor, open_cursor, stream_seq
+from council.common.eventlog import Cursor, open_cursor
+from council.common.jetstream import JetStream
 from council.schemas.codec import DecodeError, decode_event, stamp_seq
 from council.schemas.events import TERMINAL_TYPES, CouncilSubmitted, SessionCreated
 from council.schemas.subjects import council_filter, session_filter
@@ -112,13 +112,10 @@ class Feed:
         """Stop waking viewers (the feed is retired)."""
         self._ticking.cancel()
 
-    async def deliver(self, msg: Msg) -> None:
+    async def deliver(self, msg: Msg, seq: int) -> None:
         """Take the next message of the council's log (the cursor's callback)."""
         if self.ended:
             return
-        seq = stream_seq(msg)
-        if self.seqs and seq <= self.seqs[-1]:
-            return  # redelivered across a cursor reset: the list has it already
         try:
             kind, envelope = stamp_seq(msg.data, seq)
         except DecodeError as exc:
@@ -157,7 +154,7 @@ class Feeds:
     """The feeds of this gateway process, opened by a council's first viewer, retired after its last."""
 
     def __init__(
-        self, js: JetStreamContext, *, linger_s: float, inactive_s: float, ping_s: float, clients: Gauge | None = None
+        self, js: JetStream, *, linger_s: float, inactive_s: float, ping_s: float, clients: Gauge | None = None
     ) -> None:
         self._js = js
         self._clients = clients  # the viewers of every feed here, for the gateway's metrics

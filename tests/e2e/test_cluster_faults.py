@@ -19,7 +19,7 @@ import pytest
 
 from council.client import CouncilClient
 from council.common.eventlog import read_events
-from council.common.jetstream import connect
+from council.common.jetstream import JetStream, connect
 from council.schemas.events import AnyEvent, ModelCompleted, ModelStarted, StageCompleted
 from council.schemas.subjects import LOG_STREAM, council_filter
 from tests.e2e.procs import Services, wait_status, write_config
@@ -56,7 +56,7 @@ async def log_leader(cluster: NatsCluster) -> str:
 async def council_log(cluster: NatsCluster, council_id: str) -> list[AnyEvent]:
     nc = await connect(cluster.urls, "test-reader")
     try:
-        return await read_events(nc.jetstream(), council_filter(council_id))
+        return await read_events(JetStream(nc), council_filter(council_id))
     finally:
         await nc.close()
 

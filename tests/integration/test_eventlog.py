@@ -11,7 +11,7 @@ from nats.aio.msg import Msg
 from nats.js.errors import NoStreamResponseError
 
 from council.common.eventlog import Pipeline, append, open_cursor, read_events, stream_seq
-from council.common.jetstream import Topology, connect, ensure_topology
+from council.common.jetstream import JetStream, Topology, connect, ensure_topology
 from council.schemas.events import ModelDelta, ModelDeltaData
 from council.schemas.ids import new_council_id
 from council.schemas.subjects import LOG_STREAM, council_filter
@@ -65,8 +65,9 @@ async def test_a_cursor_hands_over_every_message_in_order_with_no_gap_and_no_rep
     seqs: list[int] = []
     everything = asyncio.Event()
 
-    async def deliver(msg: Msg) -> None:
-        seqs.append(stream_seq(msg))
+    async def deliver(msg: Msg, seq: int) -> None:
+        assert seq == stream_seq(msg)
+        seqs.append(seq)
         if len(seqs) >= 20_000:
             everything.set()
 
@@ -84,6 +85,34 @@ async def test_a_cursor_hands_over_every_message_in_order_with_no_gap_and_no_rep
         await cursor.close()
 
 
+async def test_a_cursor_resumed_while_messages_arrive_still_hands_each_over_once_in_order(topology: Topology) -> None:
+    """A resume (what a reconnect does) opens a new consumer from the next seq while the old
+    one may still be delivering: nothing is lost, nothing comes twice."""
+    council_id = new_council_id(datetime.now(UTC))
+    seqs: list[int] = []
+    everything = asyncio.Event()
+
+    async def deliver(msg: Msg, seq: int) -> None:
+        seqs.append(seq)
+        if len(seqs) >= 3_000:
+            everything.set()
+
+    cursor = await open_cursor(topology.js, council_filter(council_id), deliver=deliver)
+    try:
+        pipeline = Pipeline(topology.js)
+        for n in range(1, 3_001):
+            await pipeline.append(delta(council_id, n))
+            if n % 300 == 0:
+                await cursor.resume()
+        await pipeline.confirm()
+        async with asyncio.timeout(30):
+            await everything.wait()
+        first = seqs[0]
+        assert seqs == list(range(first, first + 3_000))
+    finally:
+        await cursor.close()
+
+
 async def test_a_read_through_a_lagging_replica_sees_every_acknowledged_append(cluster: NatsCluster) -> None:
     """Direct gets are answered by the reader's nearest replica, which may be behind: a read
     still returns everything appended before it (the replica is asked to be caught up first)."""
@@ -96,7 +125,7 @@ async def test_a_read_through_a_lagging_replica_sees_every_acknowledged_append(c
         reader = await connect(lagging.url, "reader")
         council_id = new_council_id(datetime.now(UTC))
         await append(topology.js, delta(council_id, 0), f"{council_id}:0")
-        assert len(await read_events(reader.jetstream(), council_filter(council_id))) == 1
+        assert len(await read_events(JetStream(reader), council_filter(council_id))) == 1
         assert lagging.process is not None
         lagging.process.send_signal(signal.SIGSTOP)  # it misses what follows until it wakes
         try:
@@ -106,7 +135,7 @@ async def test_a_read_through_a_lagging_replica_sees_every_acknowledged_append(c
                 await pipeline.confirm()
         finally:
             lagging.process.send_signal(signal.SIGCONT)
-        events = await read_events(reader.jetstream(), council_filter(council_id))
+        events = await read_events(JetStream(reader), council_filter(council_id))
         assert [e.data.token_count for e in events if isinstance(e, ModelDelta)] == list(range(3001))
         await reader.close()
     finally:
