@@ -217,7 +217,8 @@ class Cursor:
 
     It hands every message and its seq to its callback as it arrives, and nats-py answers flow
     control at once: for readers that keep everything anyway (a gateway's feed, ``read_events``).
-    Open it with ``open_cursor``, close it with ``close()``.
+    The callback must take the message before it first awaits: while a resume swaps consumers,
+    both may call it. Open it with ``open_cursor``, close it with ``close()``.
     """
 
     def __init__(self, js: JetStream, subject_filter: str, after: int, inactive_s: float, deliver: Deliver) -> None:
