@@ -60,7 +60,9 @@ async def test_reading_skips_an_unreadable_message_and_still_reaches_the_end(top
     assert await read_events(topology.js, council_filter(council_id), after=events[-1].seq) == []
 
 
-async def test_a_cursor_hands_over_every_message_in_order_with_no_gap_and_no_repeat(topology: Topology) -> None:
+async def seqs_through_a_cursor(topology: Topology, count: int, resume_every: int = 0) -> list[int]:
+    """Append ``count`` deltas while a cursor reads them (resumed after every ``resume_every``
+    appends, if given): the seqs it handed over, once it has handed over ``count``."""
     council_id = new_council_id(datetime.now(UTC))
     seqs: list[int] = []
     everything = asyncio.Event()
@@ -68,49 +70,34 @@ async def test_a_cursor_hands_over_every_message_in_order_with_no_gap_and_no_rep
     async def deliver(msg: Msg, seq: int) -> None:
         assert seq == stream_seq(msg)
         seqs.append(seq)
-        if len(seqs) >= 20_000:
+        if len(seqs) >= count:
             everything.set()
 
     cursor = await open_cursor(topology.js, council_filter(council_id), deliver=deliver)
     try:
         pipeline = Pipeline(topology.js)
-        for n in range(1, 20_001):
+        for n in range(1, count + 1):
             await pipeline.append(delta(council_id, n))
+            if resume_every and n % resume_every == 0:
+                await cursor.resume()
         await pipeline.confirm()
         async with asyncio.timeout(30):
             await everything.wait()
-        first = seqs[0]
-        assert seqs == list(range(first, first + 20_000))  # no gap, no duplicate, no more
+        return list(seqs)
     finally:
         await cursor.close()
+
+
+async def test_a_cursor_hands_over_every_message_in_order_with_no_gap_and_no_repeat(topology: Topology) -> None:
+    seqs = await seqs_through_a_cursor(topology, 20_000)
+    assert seqs == list(range(seqs[0], seqs[0] + 20_000))  # no gap, no duplicate, no more
 
 
 async def test_a_cursor_resumed_while_messages_arrive_still_hands_each_over_once_in_order(topology: Topology) -> None:
     """A resume (what a reconnect does) opens a new consumer from the next seq while the old
     one may still be delivering: nothing is lost, nothing comes twice."""
-    council_id = new_council_id(datetime.now(UTC))
-    seqs: list[int] = []
-    everything = asyncio.Event()
-
-    async def deliver(msg: Msg, seq: int) -> None:
-        seqs.append(seq)
-        if len(seqs) >= 3_000:
-            everything.set()
-
-    cursor = await open_cursor(topology.js, council_filter(council_id), deliver=deliver)
-    try:
-        pipeline = Pipeline(topology.js)
-        for n in range(1, 3_001):
-            await pipeline.append(delta(council_id, n))
-            if n % 300 == 0:
-                await cursor.resume()
-        await pipeline.confirm()
-        async with asyncio.timeout(30):
-            await everything.wait()
-        first = seqs[0]
-        assert seqs == list(range(first, first + 3_000))
-    finally:
-        await cursor.close()
+    seqs = await seqs_through_a_cursor(topology, 3_000, resume_every=300)
+    assert seqs == list(range(seqs[0], seqs[0] + 3_000))
 
 
 async def test_a_read_through_a_lagging_replica_sees_every_acknowledged_append(cluster: NatsCluster) -> None:
